@@ -1,0 +1,176 @@
+// Package observe holds the facts vigil collects and the judgements rules make
+// over them. It is the lowest package in the tree: scanners and collectors
+// produce Observations, rules turn them into Findings, and the store, the
+// dashboard and the reports read both.
+package observe
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Kind names what an observation is about.
+type Kind string
+
+// Observation kinds produced by the scanner. Collectors add their own.
+const (
+	KindHost    Kind = "host"    // a host answered discovery
+	KindService Kind = "service" // an open port and what runs there
+	KindTLS     Kind = "tls"     // what a TLS handshake showed
+	KindCheck   Kind = "check"   // a check (nuclei template, native probe) matched
+)
+
+// Observation is one fact seen at one place and time: "10.1.2.5:3389 open,
+// service ms-wbt-server, seen from front-desk at 02:00". Attrs holds the
+// kind-specific facts; their keys are documented in docs/observations.md and
+// are what rule expressions see as obs.<key>.
+type Observation struct {
+	Kind     Kind   `json:"kind"`
+	Location string `json:"location"`
+	// Segment and SegmentRole describe where the target address lives.
+	Segment     string `json:"segment,omitempty"`
+	SegmentRole string `json:"segment_role,omitempty"`
+	// Vantage and VantageRole describe where the probe was sent from;
+	// empty when the sensor is not inside any configured segment.
+	Vantage     string `json:"vantage,omitempty"`
+	VantageRole string `json:"vantage_role,omitempty"`
+	// InternetFacing is true when Host is one of the location's public addresses.
+	InternetFacing bool   `json:"internet_facing,omitempty"`
+	Host           string `json:"host"`
+	Port           int    `json:"port,omitempty"`
+	Proto          string `json:"proto,omitempty"` // tcp | udp
+	// Source names the check that produced the observation (nmap, tls, nuclei, ssh).
+	Source string         `json:"source"`
+	At     time.Time      `json:"at"`
+	Attrs  map[string]any `json:"attrs,omitempty"`
+}
+
+// Target is the CONTRACT.md target of the observation: IP:PORT for a
+// service, IP for a host.
+func (o Observation) Target() string {
+	if o.Port == 0 {
+		return o.Host
+	}
+	return net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+}
+
+// Severity ranks a finding. The zero value is invalid.
+type Severity string
+
+// Severities, highest first.
+const (
+	Critical Severity = "critical"
+	High     Severity = "high"
+	Medium   Severity = "medium"
+	Low      Severity = "low"
+	Info     Severity = "info"
+)
+
+// Severities lists every severity, highest first.
+var Severities = []Severity{Critical, High, Medium, Low, Info}
+
+// Rank orders severities: critical is 5, info is 1, anything else 0.
+func (s Severity) Rank() int {
+	switch s {
+	case Critical:
+		return 5
+	case High:
+		return 4
+	case Medium:
+		return 3
+	case Low:
+		return 2
+	case Info:
+		return 1
+	}
+	return 0
+}
+
+// Valid reports whether s is one of the five severities.
+func (s Severity) Valid() bool { return s.Rank() > 0 }
+
+// Category is one of the finding categories in PRODUCT.md. Names are part of
+// the public contract.
+type Category string
+
+// Categories lists every valid finding category.
+var Categories = []Category{
+	"flat-network", "exposed-service", "plaintext-protocol", "weak-tls",
+	"default-credentials", "missing-mfa", "stale-account", "shared-account",
+	"vulnerable-software", "unknown-asset", "administrative",
+}
+
+// Valid reports whether c is a known category.
+func (c Category) Valid() bool {
+	for _, k := range Categories {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is the lifecycle state of a finding.
+type Status string
+
+// Finding statuses.
+const (
+	StatusOpen          Status = "open"
+	StatusResolved      Status = "resolved"
+	StatusAccepted      Status = "accepted"
+	StatusFalsePositive Status = "false-positive"
+)
+
+// Finding is a judgement a rule made over observations. Its JSON shape is
+// the one in CONTRACT.md.
+type Finding struct {
+	ID          string         `json:"id"`
+	Rule        string         `json:"rule"`
+	Category    Category       `json:"category"`
+	Severity    Severity       `json:"severity"`
+	Title       string         `json:"title"`
+	Location    string         `json:"location"`
+	Target      string         `json:"target"`
+	Controls    []string       `json:"controls"`
+	Evidence    map[string]any `json:"evidence"`
+	Remediation string         `json:"remediation,omitempty"`
+	FirstSeen   time.Time      `json:"first_seen"`
+	LastSeen    time.Time      `json:"last_seen"`
+	Status      Status         `json:"status"`
+}
+
+// FindingID is the stable id of a finding: a hash of rule, location and
+// target, so the same weakness keeps its id across scans and machines.
+func FindingID(rule, location, target string) string {
+	h := sha256.Sum256([]byte(rule + "\x00" + location + "\x00" + target))
+	return hex.EncodeToString(h[:12])
+}
+
+// RuleMeta is what a rule says about itself: everything a report or a SARIF
+// file needs to explain a finding without the rule's match expression.
+type RuleMeta struct {
+	ID          string   `json:"id" yaml:"id"`
+	Category    Category `json:"category" yaml:"category"`
+	Severity    Severity `json:"severity" yaml:"severity"`
+	Title       string   `json:"title" yaml:"title"`
+	Description string   `json:"description,omitempty" yaml:"description"`
+	Remediation string   `json:"remediation,omitempty" yaml:"remediation"`
+	Controls    []string `json:"controls" yaml:"controls"`
+}
+
+// Scan describes one run of the checks over one or more locations.
+type Scan struct {
+	ID         string    `json:"id"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Version    string    `json:"version"`
+	Locations  []string  `json:"locations"`
+	// Complete is false when the scan was cancelled or a check failed; an
+	// incomplete scan never resolves findings it did not see.
+	Complete bool `json:"complete"`
+	// Errors lists checks that could not run, one line each.
+	Errors []string `json:"errors,omitempty"`
+}
