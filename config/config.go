@@ -1,0 +1,405 @@
+// Package config loads and validates vigil's YAML configuration: the
+// organisation, its locations and segments, vantage points, flow policy,
+// identity sources and schedules. It is the only package that knows the file
+// format; every error it returns names the file, the line and the field.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// Roles a segment may have.
+var Roles = []string{"front-desk", "clinical", "servers", "guest", "iot", "management", "other"}
+
+// MaxAddresses is the largest number of addresses a single segment may hold
+// (a /16) unless scan.allow_large_ranges is set.
+const MaxAddresses = 1 << 16
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	// Path is the file the configuration was read from.
+	Path         string           `yaml:"-"`
+	Organization string           `yaml:"organization"`
+	DataDir      string           `yaml:"data_dir"`
+	Locations    []Location       `yaml:"locations"`
+	Identity     []IdentitySource `yaml:"identity"`
+	Roster       string           `yaml:"roster"`
+	Software     []SoftwareSource `yaml:"software"`
+	Schedules    []Schedule       `yaml:"schedules"`
+	Scan         ScanSettings     `yaml:"scan"`
+	Rules        RuleSettings     `yaml:"rules"`
+}
+
+// Location is one site of the organisation.
+type Location struct {
+	ID             string    `yaml:"id"`
+	Name           string    `yaml:"name"`
+	State          string    `yaml:"state"`
+	InternetFacing []string  `yaml:"internet_facing"`
+	Segments       []Segment `yaml:"segments"`
+	Vantage        []Vantage `yaml:"vantage"`
+	Policy         []Flow    `yaml:"policy"`
+	// Ports is the TCP port selection: "top-N", or a list of ports and
+	// ranges such as "22,80,443,3389" or "1-1024". Empty means the default.
+	Ports string `yaml:"ports"`
+
+	// InternetAddrs holds the parsed InternetFacing addresses.
+	InternetAddrs []netip.Addr `yaml:"-"`
+}
+
+// Segment is a named part of a location's network.
+type Segment struct {
+	Name  string   `yaml:"name"`
+	CIDR  string   `yaml:"cidr"`
+	CIDRs []string `yaml:"cidrs"`
+	Role  string   `yaml:"role"`
+
+	// Prefixes holds the parsed CIDR and CIDRs.
+	Prefixes []netip.Prefix `yaml:"-"`
+}
+
+// Vantage is a place inside a segment the location's sensor probes from.
+type Vantage struct {
+	Segment   string `yaml:"segment"`
+	Source    string `yaml:"source"`
+	Interface string `yaml:"interface"`
+
+	// SourceAddr is the parsed Source, if any.
+	SourceAddr netip.Addr `yaml:"-"`
+}
+
+// Flow is one allowed flow between two segments of a location.
+type Flow struct {
+	From  string `yaml:"from"`
+	To    string `yaml:"to"`
+	Ports []int  `yaml:"ports"`
+}
+
+// IdentitySource is one place accounts come from. Secrets are only ever
+// named through *_env or *_file fields, never written in the file.
+type IdentitySource struct {
+	Type             string `yaml:"type"`
+	System           string `yaml:"system"`
+	Path             string `yaml:"path"`
+	URL              string `yaml:"url"`
+	BaseDN           string `yaml:"base_dn"`
+	BindDNEnv        string `yaml:"bind_dn_env"`
+	BindDNFile       string `yaml:"bind_dn_file"`
+	PasswordEnv      string `yaml:"password_env"`
+	PasswordFile     string `yaml:"password_file"`
+	AllowPlaintext   bool   `yaml:"allow_plaintext"`
+	TenantID         string `yaml:"tenant_id"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	Domain           string `yaml:"domain"`
+	CustomerID       string `yaml:"customer_id"`
+	CredentialsFile  string `yaml:"credentials_file"`
+	AdminEmail       string `yaml:"admin_email"`
+	OrgURL           string `yaml:"org_url"`
+	TokenEnv         string `yaml:"token_env"`
+	TokenFile        string `yaml:"token_file"`
+}
+
+// IdentityTypes lists the accepted identity source types.
+var IdentityTypes = []string{"csv", "entra", "google", "okta", "ldap"}
+
+// SoftwareSource is an input for osv-scanner: a directory, SBOM or lockfile.
+type SoftwareSource struct {
+	Path string `yaml:"path"`
+}
+
+// Schedule runs scans of some locations on a cron schedule.
+type Schedule struct {
+	Cron      string   `yaml:"cron"`
+	Locations []string `yaml:"locations"`
+}
+
+// ScanSettings tune the network checks. Every field has a safe default.
+type ScanSettings struct {
+	// Rate is the most packets (nmap) or requests (other checks) per second.
+	Rate int `yaml:"rate"`
+	// Timeout bounds a whole scan of one location.
+	Timeout Duration `yaml:"timeout"`
+	// HostTimeout bounds nmap's time on one host.
+	HostTimeout Duration `yaml:"host_timeout"`
+	// ProbeTimeout bounds one TLS handshake, template request or login probe.
+	ProbeTimeout Duration `yaml:"probe_timeout"`
+	// Concurrency bounds how many hosts the follow-up checks work on at once.
+	Concurrency int `yaml:"concurrency"`
+	// UDPPorts are probed with a UDP scan when vigil has raw-socket rights.
+	UDPPorts string `yaml:"udp_ports"`
+	// CAFiles are extra trusted CA certificates for certificate checks.
+	CAFiles []string `yaml:"ca_files"`
+	// Templates are extra nuclei template directories (e.g. nuclei-templates).
+	Templates []string `yaml:"templates"`
+	// AllowLargeRanges permits segments larger than a /16.
+	AllowLargeRanges bool `yaml:"allow_large_ranges"`
+	// ExpiryWarnDays is how close to expiry a certificate is reported.
+	ExpiryWarnDays int `yaml:"expiry_warn_days"`
+}
+
+// RuleSettings adds user rule directories to the embedded rule pack.
+type RuleSettings struct {
+	Dirs []string `yaml:"dirs"`
+	// Disable lists rule ids that never produce findings.
+	Disable []string `yaml:"disable"`
+}
+
+// Duration is a time.Duration written as "90s", "5m" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("invalid duration %q (use e.g. 30s, 5m, 1h)", n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Defaults applied to unset scan settings.
+const (
+	DefaultRate           = 300
+	DefaultTimeout        = 2 * time.Hour
+	DefaultHostTimeout    = 5 * time.Minute
+	DefaultProbeTimeout   = 5 * time.Second
+	DefaultConcurrency    = 16
+	DefaultUDPPorts       = "161"
+	DefaultPorts          = "top-100"
+	DefaultExpiryWarnDays = 30
+)
+
+// Error is one problem in a configuration file, with its position.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Errors is every problem found in one file. Its message has one line each.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ErrInvalid is wrapped by every validation failure, for errors.Is.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Is lets errors.Is(err, ErrInvalid) match.
+func (es Errors) Is(target error) bool { return target == ErrInvalid }
+
+// Load reads, parses and validates the configuration in path. Relative
+// paths inside it (data_dir, CSV files, CA files) are resolved against the
+// file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates a configuration held in memory; name is used
+// in errors and to resolve relative paths.
+func Parse(name string, data []byte) (*Config, error) {
+	v := &validator{file: name}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Errors{{File: name, Msg: "file is empty: it needs at least organization and locations"}}
+		}
+		return nil, Errors{{File: name, Line: yamlErrLine(err), Msg: "not valid YAML: " + yamlErrMsg(err)}}
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil, Errors{{File: name, Line: doc.Line, Msg: "top level must be a mapping (organization:, locations:, ...)"}}
+	}
+	cfg := &Config{Path: name}
+	v.decode(doc, reflect.ValueOf(cfg).Elem(), "")
+	if len(v.errs) == 0 {
+		v.allowLarge = cfg.Scan.AllowLargeRanges
+		v.validate(cfg, doc)
+	}
+	if len(v.errs) > 0 {
+		sort.SliceStable(v.errs, func(i, j int) bool { return v.errs[i].Line < v.errs[j].Line })
+		return nil, v.errs
+	}
+	cfg.applyDefaults()
+	cfg.resolvePaths()
+	return cfg, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "vigil-data"
+	}
+	s := &c.Scan
+	if s.Rate == 0 {
+		s.Rate = DefaultRate
+	}
+	if s.Timeout.Duration == 0 {
+		s.Timeout.Duration = DefaultTimeout
+	}
+	if s.HostTimeout.Duration == 0 {
+		s.HostTimeout.Duration = DefaultHostTimeout
+	}
+	if s.ProbeTimeout.Duration == 0 {
+		s.ProbeTimeout.Duration = DefaultProbeTimeout
+	}
+	if s.Concurrency == 0 {
+		s.Concurrency = DefaultConcurrency
+	}
+	if s.UDPPorts == "" {
+		s.UDPPorts = DefaultUDPPorts
+	}
+	if s.ExpiryWarnDays == 0 {
+		s.ExpiryWarnDays = DefaultExpiryWarnDays
+	}
+	for i := range c.Locations {
+		if c.Locations[i].Ports == "" {
+			c.Locations[i].Ports = DefaultPorts
+		}
+	}
+}
+
+func (c *Config) resolvePaths() {
+	base := filepath.Dir(c.Path)
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.DataDir)
+	abs(&c.Roster)
+	for i := range c.Identity {
+		abs(&c.Identity[i].Path)
+		abs(&c.Identity[i].PasswordFile)
+		abs(&c.Identity[i].BindDNFile)
+		abs(&c.Identity[i].ClientSecretFile)
+		abs(&c.Identity[i].CredentialsFile)
+		abs(&c.Identity[i].TokenFile)
+	}
+	for i := range c.Software {
+		abs(&c.Software[i].Path)
+	}
+	for i := range c.Scan.CAFiles {
+		abs(&c.Scan.CAFiles[i])
+	}
+	for i := range c.Scan.Templates {
+		abs(&c.Scan.Templates[i])
+	}
+	for i := range c.Rules.Dirs {
+		abs(&c.Rules.Dirs[i])
+	}
+}
+
+// Location returns the location with the given id.
+func (c *Config) Location(id string) (*Location, bool) {
+	for i := range c.Locations {
+		if c.Locations[i].ID == id {
+			return &c.Locations[i], true
+		}
+	}
+	return nil, false
+}
+
+// Segment returns the segment with the given name.
+func (l *Location) Segment(name string) (*Segment, bool) {
+	for i := range l.Segments {
+		if l.Segments[i].Name == name {
+			return &l.Segments[i], true
+		}
+	}
+	return nil, false
+}
+
+// SegmentOf returns the segment whose prefixes contain addr.
+func (l *Location) SegmentOf(addr netip.Addr) (*Segment, bool) {
+	var best *Segment
+	bestBits := -1
+	for i := range l.Segments {
+		for _, p := range l.Segments[i].Prefixes {
+			if p.Contains(addr) && p.Bits() > bestBits {
+				best, bestBits = &l.Segments[i], p.Bits()
+			}
+		}
+	}
+	return best, best != nil
+}
+
+// IsInternetFacing reports whether addr is one of the location's public addresses.
+func (l *Location) IsInternetFacing(addr netip.Addr) bool {
+	for _, a := range l.InternetAddrs {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	idPattern    = regexp.MustCompile(`^[a-z0-9-]+$`)
+	statePattern = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+func yamlErrMsg(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if i := strings.Index(msg, ": "); i > 0 && strings.HasPrefix(msg, "line ") {
+		msg = msg[i+2:]
+	}
+	return msg
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// Parser for schedules: standard 5-field cron plus descriptors (@daily).
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
