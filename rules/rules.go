@@ -22,7 +22,7 @@ import (
 	"github.com/vigilhq/vigil/observe"
 )
 
-//go:embed pack/*.yaml catalog/controls.yaml
+//go:embed pack/*.yaml pack/tests/*.yaml catalog/controls.yaml
 var embedded embed.FS
 
 // Rule is one loaded rule: its metadata, where it came from, and its

@@ -35,7 +35,7 @@ func TestPackBehaviour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.RunTestFile("testdata/pack_tests.yaml")
+	res, err := e.RunEmbeddedTests()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -153,4 +154,19 @@ func summarize(fs []observe.Finding) string {
 		s = append(s, f.Rule+"@"+f.Target)
 	}
 	return strings.Join(s, ", ")
+}
+
+// RunEmbeddedTests runs the unit tests shipped with the embedded pack.
+func (e *Engine) RunEmbeddedTests() ([]TestResult, error) {
+	files, _ := fs.Glob(embedded, "pack/tests/*.yaml")
+	var out []TestResult
+	for _, f := range files {
+		data, _ := embedded.ReadFile(f)
+		res, err := e.RunTests("rules/"+f, data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res...)
+	}
+	return out, nil
 }

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/internal/termui"
+	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/reports"
+	"github.com/vigilhq/vigil/rules"
+	"github.com/vigilhq/vigil/scanner"
+	"github.com/vigilhq/vigil/scanrun"
+	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/sqlite"
+)
+
+func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("scan",
+		"scan --config FILE [--location ID]... [--format json|sarif|junit|text] [--output FILE] [--fail-on SEVERITY] [--baseline FILE]",
+		"vigil scan --config vigil.yaml --location downtown --format sarif --output vigil.sarif --fail-on high",
+		stderr)
+	var (
+		cfgPath  = fs.String("config", "", "configuration file (required)")
+		format   = fs.String("format", "text", "output format: "+strings.Join(reports.Formats(), ", "))
+		output   = fs.String("output", "", "write the report to FILE instead of standard output")
+		failOn   = fs.String("fail-on", "high", "exit 1 when an open finding is at or above this severity (critical, high, medium, low, info)")
+		baseline = fs.String("baseline", "", "a previous `--format json` output: only findings not in it count for --fail-on")
+		db       = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
+		vantage  = fs.String("vantage", "", "the segment this sensor probes from (default: detected from local addresses)")
+		dryRun   = fs.Bool("dry-run", false, "print what would be scanned (targets, ports, nmap command) and send nothing")
+		quiet    = fs.Bool("quiet", false, "no progress on stderr")
+		verbose  = fs.Bool("verbose", false, "debug logging on stderr")
+		locs     multiFlag
+	)
+	fs.Var(&locs, "location", "scan only this location id (repeatable; default all)")
+	if done, code := parseFlags(fs, args); done {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "vigil scan: "+format+"\n", a...)
+		return exitError
+	}
+	if *cfgPath == "" {
+		return fail("--config is required (see `vigil scan --help`)")
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q (flags go before nothing else; see --help)", fs.Arg(0))
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "vigil scan: %d problem(s) in the configuration:\n%v\n", len(ce), err)
+			return exitError
+		}
+		return fail("%v", err)
+	}
+	writer, err := reports.WriterFor(*format)
+	if err != nil {
+		return fail("%v", err)
+	}
+	threshold := observe.Severity(strings.ToLower(*failOn))
+	if !threshold.Valid() {
+		return fail("--fail-on %q: use critical, high, medium, low or info", *failOn)
+	}
+	var base map[string]bool
+	if *baseline != "" {
+		if base, err = reports.LoadBaseline(*baseline); err != nil {
+			return fail("--baseline: %v", err)
+		}
+	}
+	locations, err := scanrun.Select(cfg, locs)
+	if err != nil {
+		return fail("--location: %v", err)
+	}
+	engine, err := rules.Load(rules.Options{Dirs: cfg.Rules.Dirs, Disable: cfg.Rules.Disable})
+	if err != nil {
+		return fail("rules:\n%v", err)
+	}
+	log := newLogger(stderr, *verbose)
+	var prog *termui.Progress
+	if !*quiet {
+		prog = termui.New(stderr)
+	}
+	sc, err := scanner.New(ctx, scanner.Options{
+		Config: cfg, Logger: log, Vantage: *vantage,
+		Progress: func(e scanner.Event) {
+			if prog != nil {
+				prog.Event(e)
+			}
+		},
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *dryRun {
+		return printPlan(stdout, sc, locations)
+	}
+	st, err := openStore(ctx, *db, cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer st.Close()
+
+	r := &scanrun.Run{Config: cfg, Locations: locs, Scanner: sc, Rules: engine, Store: st, Logger: log, Version: version}
+	res, err := r.Do(ctx)
+	if prog != nil {
+		prog.Done()
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	result := reports.ScanResult{Scan: res.Scan, Findings: res.Findings, Rules: ruleMetas(engine, res.Findings), New: reports.MarkNew(res.Findings, base)}
+	if err := writeReport(writer, result, *output, stdout); err != nil {
+		return fail("%v", err)
+	}
+	if !*quiet {
+		summarize(stderr, res, st.Path())
+	}
+	switch {
+	case res.Interrupted:
+		fmt.Fprintf(stderr, "vigil scan: interrupted: scan %s is stored as incomplete (it resolves no earlier finding)\n", res.Scan.ID)
+		return exitError
+	case reports.FailCount(result, threshold) > 0:
+		return exitFindings
+	}
+	return exitOK
+}
+
+// storeCloser is what the scan command needs from a store.
+type storeCloser interface {
+	scanrun.Store
+	Path() string
+	Close() error
+}
+
+func openStore(ctx context.Context, url string, cfg *config.Config) (storeCloser, error) {
+	if url == "" {
+		url = "sqlite://" + filepath.Join(absDir(cfg.DataDir), "vigil.db")
+	}
+	driver, dsn, err := store.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--db: %w", err)
+	}
+	if driver != "sqlite" {
+		return nil, fmt.Errorf("--db %s: the %s backend is not available in this version; use sqlite:///path/vigil.db", url, driver)
+	}
+	return sqlite.Open(ctx, dsn)
+}
+
+func absDir(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func ruleMetas(e *rules.Engine, fs []observe.Finding) []observe.RuleMeta {
+	seen := map[string]bool{}
+	var out []observe.RuleMeta
+	for _, f := range fs {
+		if seen[f.Rule] {
+			continue
+		}
+		seen[f.Rule] = true
+		if r, ok := e.Rule(f.Rule); ok {
+			out = append(out, r.RuleMeta)
+		}
+	}
+	return out
+}
+
+// writeReport writes to stdout, or to path through a temporary file renamed
+// into place so that a failed write never leaves half a report.
+func writeReport(w reports.Writer, r reports.ScanResult, path string, stdout io.Writer) error {
+	if path == "" {
+		return w.Write(stdout, r)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vigil-report-*")
+	if err != nil {
+		return fmt.Errorf("--output %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := w.Write(tmp, r); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--output %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--output %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func summarize(w io.Writer, res *scanrun.Result, dbPath string) {
+	sum := reports.Summary(res.Findings)
+	var parts []string
+	for _, s := range observe.Severities {
+		if sum[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", sum[s], s))
+		}
+	}
+	counts := "none"
+	if len(parts) > 0 {
+		counts = strings.Join(parts, ", ")
+	}
+	state := "complete"
+	if !res.Scan.Complete {
+		state = "INCOMPLETE"
+	}
+	fmt.Fprintf(w, "scan %s %s: %d location(s), %d host(s) up, %d observation(s), %d finding(s) (%s), %d resolved since last scan, in %s; stored in %s\n",
+		res.Scan.ID, state, len(res.Scan.Locations), res.Hosts, res.Observations, len(res.Findings), counts, len(res.Resolved),
+		res.Scan.FinishedAt.Sub(res.Scan.StartedAt).Round(time.Second), dbPath)
+	for _, e := range res.Scan.Errors {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+}
+
+func printPlan(w io.Writer, sc *scanner.Scanner, locs []*config.Location) int {
+	fmt.Fprintf(w, "nmap %s at %s (raw sockets: %v)\n", sc.Nmap().Version, sc.Nmap().Path, sc.Nmap().Privileged)
+	for _, l := range locs {
+		p, err := sc.PlanLocation(l)
+		if err != nil {
+			fmt.Fprintf(w, "location %s: %v\n", l.ID, err)
+			return exitError
+		}
+		v := "none (this sensor is in no configured segment)"
+		if p.Vantage != nil {
+			v = p.Vantage.Segment
+		}
+		fmt.Fprintf(w, "\nlocation %s (%s)\n  targets: %s\n  vantage: %s\n  tcp ports: %d, udp ports: %d\n  nmap %s\n",
+			l.ID, l.Name, strings.Join(p.Targets, " "), v, len(p.Job.TCPPorts), len(p.Job.UDPPorts), strings.Join(sc.Nmap().Args(p.Job), " "))
+		for _, n := range p.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
+	}
+	return exitOK
+}

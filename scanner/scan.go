@@ -1,0 +1,534 @@
+// Package scanner runs vigil's network checks over the locations of a
+// configuration and turns what it sees into observations. nmap finds hosts
+// and services; the TLS probe, the SSH probe and nuclei's templates then
+// look closer at what nmap found.
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/observe"
+)
+
+// SensitivePorts are always scanned on top of a top-N selection: the remote
+// access, file sharing, database, IoT and admin ports vigil's rules judge.
+var SensitivePorts = []int{21, 22, 23, 80, 139, 389, 443, 445, 636, 873, 1433, 1521, 1883,
+	2049, 3306, 3389, 5432, 5900, 5901, 5985, 5986, 6379, 8080, 8443, 8883, 9200, 11211, 27017}
+
+// Event reports progress of one location's scan.
+type Event struct {
+	Location string
+	// Check is the stage: "nmap", "checks".
+	Check string
+	Done  int
+	Total int
+	// Detail is a short free text, e.g. nmap's task and percentage.
+	Detail string
+}
+
+// Options configures a Scanner.
+type Options struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Progress receives progress events; nil ignores them.
+	Progress func(Event)
+	// Vantage names the segment this sensor sits in, overriding the
+	// detection from local addresses.
+	Vantage string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Scanner scans locations. Create it with New.
+type Scanner struct {
+	opts    Options
+	log     *slog.Logger
+	nmap    *Nmap
+	tls     *TLSProbe
+	limiter *rate.Limiter
+}
+
+// New checks that the tools the scan needs are present (nmap, its version)
+// and loads the trust store; it sends no traffic.
+func New(ctx context.Context, opts Options) (*Scanner, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	nm, err := FindNmap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := LoadCertPool(opts.Config.Scan.CAFiles)
+	if err != nil {
+		return nil, err
+	}
+	s := opts.Config.Scan
+	lim := rate.NewLimiter(rate.Limit(s.Rate), max(1, s.Rate/10))
+	return &Scanner{
+		opts:    opts,
+		log:     opts.Logger,
+		nmap:    nm,
+		limiter: lim,
+		tls: &TLSProbe{
+			Timeout:        s.ProbeTimeout.Duration,
+			Roots:          roots,
+			ExpiryWarnDays: s.ExpiryWarnDays,
+			Now:            opts.Now,
+			Limiter:        lim,
+		},
+	}, nil
+}
+
+// Nmap returns the nmap binary the scanner uses.
+func (s *Scanner) Nmap() *Nmap { return s.nmap }
+
+// Plan is what a scan of one location will do, computed without traffic.
+type Plan struct {
+	Location *config.Location
+	// Vantage is the segment the sensor probes from ("" if none applies).
+	Vantage *config.Vantage
+	Targets []string
+	Job     NmapJob
+	// Notes explains decisions a user may want to know about
+	// (UDP skipped without privileges, no vantage detected).
+	Notes []string
+}
+
+// PlanLocation works out targets, ports and vantage for one location.
+func (s *Scanner) PlanLocation(loc *config.Location) (Plan, error) {
+	p := Plan{Location: loc}
+	for _, seg := range loc.Segments {
+		for _, pf := range seg.Prefixes {
+			p.Targets = append(p.Targets, pf.String())
+		}
+	}
+	for _, a := range loc.InternetAddrs {
+		p.Targets = append(p.Targets, a.String())
+	}
+	ports, err := s.tcpPorts(loc.Ports)
+	if err != nil {
+		return p, fmt.Errorf("location %q ports: %w", loc.ID, err)
+	}
+	var udp []int
+	if us := s.opts.Config.Scan.UDPPorts; us != "none" {
+		ps, err := config.ParsePorts(us)
+		if err != nil {
+			return p, fmt.Errorf("scan.udp_ports: %w", err)
+		}
+		udp = ps.Ports
+	}
+	if len(udp) > 0 && !s.nmap.Privileged {
+		p.Notes = append(p.Notes, "UDP ports skipped (SNMP not checked): UDP scanning needs root, or CAP_NET_RAW with VIGIL_NMAP_PRIVILEGED=1")
+		udp = nil
+	}
+	p.Vantage = s.vantage(loc)
+	if p.Vantage == nil && len(loc.Vantage) > 0 {
+		p.Notes = append(p.Notes, fmt.Sprintf("this sensor is not at any vantage point of %q (none of its source addresses is local); findings are judged without a vantage", loc.ID))
+	}
+	p.Job = NmapJob{
+		Targets:     p.Targets,
+		TCPPorts:    ports,
+		UDPPorts:    udp,
+		Rate:        s.opts.Config.Scan.Rate,
+		HostTimeout: s.opts.Config.Scan.HostTimeout.Duration,
+	}
+	if p.Vantage != nil && p.Vantage.Interface != "" {
+		p.Job.Interface = p.Vantage.Interface
+	}
+	return p, nil
+}
+
+func (s *Scanner) tcpPorts(spec string) ([]int, error) {
+	ps, err := config.ParsePorts(spec)
+	if err != nil {
+		return nil, err
+	}
+	if ps.Top == 0 {
+		return ps.Ports, nil
+	}
+	top, err := nmapServicesTop(nmapServicesPath(s.nmap.Path), ps.Top)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range SensitivePorts {
+		if !slices.Contains(top, p) {
+			top = append(top, p)
+		}
+	}
+	sort.Ints(top)
+	return top, nil
+}
+
+// nmapServicesPath finds nmap-services next to the binary's data directory.
+func nmapServicesPath(bin string) string {
+	for _, p := range []string{"/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services", "/opt/homebrew/share/nmap/nmap-services"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "/usr/share/nmap/nmap-services"
+}
+
+// vantage picks the location's vantage point this sensor is at: the one
+// named in Options.Vantage, or the one whose source address (or interface)
+// is on this machine.
+func (s *Scanner) vantage(loc *config.Location) *config.Vantage {
+	if s.opts.Vantage != "" {
+		for i := range loc.Vantage {
+			if loc.Vantage[i].Segment == s.opts.Vantage {
+				return &loc.Vantage[i]
+			}
+		}
+		// A segment without a declared vantage: trust the operator.
+		if _, ok := loc.Segment(s.opts.Vantage); ok {
+			return &config.Vantage{Segment: s.opts.Vantage}
+		}
+		return nil
+	}
+	local := localAddrs()
+	for i := range loc.Vantage {
+		v := &loc.Vantage[i]
+		if v.SourceAddr.IsValid() && local.addrs[v.SourceAddr] {
+			return v
+		}
+		if v.Interface != "" && local.ifaces[v.Interface] {
+			return v
+		}
+	}
+	return nil
+}
+
+type localInfo struct {
+	addrs  map[netip.Addr]bool
+	ifaces map[string]bool
+}
+
+func localAddrs() localInfo {
+	li := localInfo{addrs: map[netip.Addr]bool{}, ifaces: map[string]bool{}}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return li
+	}
+	for _, ifc := range ifs {
+		li.ifaces[ifc.Name] = true
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok {
+				if ad, ok := netip.AddrFromSlice(ipn.IP); ok {
+					li.addrs[ad.Unmap()] = true
+				}
+			}
+		}
+	}
+	return li
+}
+
+// LocationResult is what the scan of one location produced.
+type LocationResult struct {
+	Location     string
+	Observations []observe.Observation
+	// Errors lists checks that failed; the location's scan is then
+	// incomplete and resolves nothing.
+	Errors []string
+	// Complete is true when every check ran to the end.
+	Complete bool
+	// Notes are the plan's notes.
+	Notes []string
+}
+
+// ScanLocation runs every check over one location: nmap first (with
+// nuclei's engine starting alongside), then TLS, SSH and template checks on
+// what nmap found, bounded by scan.concurrency. Cancelling ctx stops it and
+// returns what finished, marked incomplete.
+func (s *Scanner) ScanLocation(ctx context.Context, loc *config.Location) LocationResult {
+	res := LocationResult{Location: loc.ID}
+	plan, err := s.PlanLocation(loc)
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		return res
+	}
+	res.Notes = plan.Notes
+	cfg := s.opts.Config.Scan
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout.Duration)
+	defer cancel()
+
+	// Nuclei's engine takes a while to load; start it while nmap runs.
+	type nucleiInit struct {
+		n   *Nuclei
+		err error
+	}
+	nucCh := make(chan nucleiInit, 1)
+	go func() {
+		n, err := NewNuclei(ctx, NucleiOptions{
+			ExtraTemplateDirs: cfg.Templates,
+			RateLimit:         cfg.Rate,
+			Timeout:           cfg.ProbeTimeout.Duration,
+			Concurrency:       cfg.Concurrency,
+			Logger:            s.log,
+		})
+		nucCh <- nucleiInit{n, err}
+	}()
+	defer func() {
+		if ni := <-nucCh; ni.n != nil {
+			ni.n.Close()
+		}
+	}()
+
+	s.progress(Event{Location: loc.ID, Check: "nmap", Detail: "starting"})
+	s.log.Info("nmap", "location", loc.ID, "args", strings.Join(s.nmap.Args(plan.Job), " "))
+	run, err := s.nmap.Run(ctx, plan.Job, func(p NmapProgress) {
+		s.progress(Event{Location: loc.ID, Check: "nmap", Done: p.HostsDone,
+			Detail: fmt.Sprintf("%s %.0f%%", p.Task, p.Percent)})
+	})
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		// Re-arm the nuclei channel for the deferred close.
+		return res
+	}
+	now := s.opts.Now().UTC()
+	facts := FactsFromNmap(run)
+	for _, f := range facts {
+		base := s.base(loc, plan.Vantage, f.Addr, now)
+		h := base
+		h.Kind, h.Source, h.Attrs = observe.KindHost, "nmap", f.Host
+		res.Observations = append(res.Observations, h)
+		for _, p := range f.Ports {
+			o := base
+			o.Kind, o.Source, o.Port, o.Proto, o.Attrs = observe.KindService, "nmap", p.Port, p.Proto, p.Attrs
+			res.Observations = append(res.Observations, o)
+		}
+	}
+	s.progress(Event{Location: loc.ID, Check: "nmap", Done: len(facts), Total: len(facts), Detail: fmt.Sprintf("%d hosts up", len(facts))})
+
+	ni := <-nucCh
+	nucCh <- ni // for the deferred Close
+	var nuc *Nuclei
+	if ni.err != nil {
+		if ctx.Err() == nil {
+			res.Errors = append(res.Errors, "nuclei: "+ni.err.Error())
+		}
+	} else {
+		nuc = ni.n
+	}
+	more, errs := s.followUp(ctx, loc, plan, facts, nuc, now)
+	res.Observations = append(res.Observations, more...)
+	res.Errors = append(res.Errors, errs...)
+	if ctx.Err() != nil {
+		res.Errors = append(res.Errors, fmt.Sprintf("location %s: scan stopped: %v", loc.ID, context.Cause(ctx)))
+	}
+	res.Complete = len(res.Errors) == 0
+	return res
+}
+
+// base fills the fields every observation of addr shares.
+func (s *Scanner) base(loc *config.Location, v *config.Vantage, addr string, at time.Time) observe.Observation {
+	o := observe.Observation{Location: loc.ID, Host: addr, At: at}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		if seg, ok := loc.SegmentOf(a); ok {
+			o.Segment, o.SegmentRole = seg.Name, seg.Role
+		}
+		o.InternetFacing = loc.IsInternetFacing(a)
+	}
+	if v != nil {
+		o.Vantage = v.Segment
+		if seg, ok := loc.Segment(v.Segment); ok {
+			o.VantageRole = seg.Role
+		}
+	}
+	return o
+}
+
+func (s *Scanner) progress(e Event) {
+	if s.opts.Progress != nil {
+		s.opts.Progress(e)
+	}
+}
+
+// tlsServices are nmap service names that speak TLS from the first byte.
+var tlsServices = []string{"https", "ssl", "imaps", "pop3s", "smtps", "ldaps", "ftps", "secure-mqtt", "https-alt"}
+
+// nucleiTags maps nmap service names to the tags of vigil's template pack.
+func nucleiTags(service, tunnel, proto string) []string {
+	switch service {
+	case "ftp":
+		return []string{"ftp"}
+	case "redis":
+		return []string{"redis"}
+	case "mqtt":
+		return []string{"mqtt"}
+	case "vnc":
+		return []string{"vnc"}
+	case "snmp":
+		return []string{"snmp"}
+	case "telnet":
+		return []string{"telnet"}
+	case "microsoft-ds", "netbios-ssn":
+		return []string{"smb"}
+	case "http", "http-proxy", "http-alt":
+		if tunnel == "ssl" {
+			return []string{"tls"}
+		}
+		return []string{"http"}
+	case "https", "ssl":
+		return []string{"tls"}
+	}
+	return nil
+}
+
+// followUp runs the checks that need to know what nmap found.
+func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan, facts []NmapFacts, nuc *Nuclei, now time.Time) ([]observe.Observation, []string) {
+	var (
+		mu   sync.Mutex
+		out  []observe.Observation
+		errs []string
+		jobs []NucleiJob
+		// nuclei results are placed back by target.
+		baseOf = map[string]observe.Observation{}
+	)
+	add := func(o observe.Observation) {
+		mu.Lock()
+		out = append(out, o)
+		mu.Unlock()
+	}
+	fail := func(msg string) {
+		mu.Lock()
+		errs = append(errs, msg)
+		mu.Unlock()
+	}
+	cfg := s.opts.Config.Scan
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Concurrency)
+	total := 0
+	var done int
+	var doneMu sync.Mutex
+	tick := func() {
+		doneMu.Lock()
+		done++
+		d := done
+		doneMu.Unlock()
+		s.progress(Event{Location: loc.ID, Check: "checks", Done: d, Total: total})
+	}
+	for _, f := range facts {
+		base := s.base(loc, plan.Vantage, f.Addr, now)
+		for _, p := range f.Ports {
+			svc, _ := p.Attrs["service"].(string)
+			tunnel, _ := p.Attrs["tunnel"].(string)
+			target := net.JoinHostPort(f.Addr, fmt.Sprint(p.Port))
+			b := base
+			b.Port, b.Proto = p.Port, p.Proto
+			baseOf[target+"/"+p.Proto] = b
+			if nuc != nil {
+				if tags := nucleiTags(svc, tunnel, p.Proto); len(tags) > 0 || len(cfg.Templates) > 0 {
+					jobs = append(jobs, NucleiJob{Target: target, Tags: tags, TLS: tunnel == "ssl" || slices.Contains(tlsServices, svc)})
+				}
+			}
+			if p.Proto != "tcp" {
+				continue
+			}
+			if tunnel == "ssl" || slices.Contains(tlsServices, svc) {
+				total++
+				g.Go(func() error {
+					defer tick()
+					attrs, err := s.tls.Probe(gctx, f.Addr, p.Port, f.Addr)
+					if err != nil {
+						if !errors.Is(err, ErrNotTLS) && gctx.Err() == nil {
+							s.log.Warn("tls probe failed", "target", target, "err", err)
+						}
+						return nil
+					}
+					o := b
+					o.Kind, o.Source, o.Attrs = observe.KindTLS, "tls", attrs
+					add(o)
+					return nil
+				})
+			}
+			if svc == "ssh" {
+				total++
+				g.Go(func() error {
+					defer tick()
+					if err := s.limiter.Wait(gctx); err != nil {
+						return nil
+					}
+					auth, err := ProbeSSHAuth(gctx, f.Addr, p.Port, cfg.ProbeTimeout.Duration)
+					if err != nil {
+						if gctx.Err() == nil {
+							s.log.Warn("ssh probe failed", "target", target, "err", err)
+						}
+						return nil
+					}
+					if auth.Password || auth.KeyboardInteractive {
+						var methods []string
+						if auth.Password {
+							methods = append(methods, "password")
+						}
+						if auth.KeyboardInteractive {
+							methods = append(methods, "keyboard-interactive")
+						}
+						o := b
+						o.Kind, o.Source = observe.KindCheck, "ssh"
+						o.Attrs = map[string]any{
+							"check": "ssh-password-auth", "name": "SSH password authentication offered",
+							"engine": "native", "extracted": methods,
+							"details":           "server offers " + strings.Join(methods, " and ") + " login",
+							"host_key_sha256":   auth.HostKeySHA256,
+							"host_key_type":     auth.HostKeyType,
+							"template_severity": "",
+						}
+						add(o)
+					}
+					return nil
+				})
+			}
+		}
+	}
+	if len(jobs) > 0 {
+		total += len(jobs)
+		g.Go(func() error {
+			results, err := nuc.Run(gctx, jobs, func(d, t int) { tick() })
+			if err != nil && gctx.Err() == nil {
+				fail("nuclei: " + err.Error())
+			}
+			for _, r := range results {
+				key := net.JoinHostPort(r.Host, fmt.Sprint(r.Port)) + "/" + r.Proto
+				b, ok := baseOf[key]
+				if !ok {
+					b = s.base(loc, plan.Vantage, r.Host, now)
+					b.Port, b.Proto = r.Port, r.Proto
+				}
+				o := b
+				o.Kind, o.Source, o.Attrs = observe.KindCheck, "nuclei", r.Attrs()
+				if !r.At.IsZero() {
+					o.At = r.At.UTC()
+				}
+				add(o)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Host != out[j].Host {
+			return out[i].Host < out[j].Host
+		}
+		return out[i].Port < out[j].Port
+	})
+	return out, errs
+}

@@ -1,0 +1,154 @@
+// Package scanrun runs one scan end to end: the scanner over each chosen
+// location, the rules over what it saw, and the store reconciling findings
+// with their history. `vigil scan` and, later, the daemon's scheduler both
+// call it, so a scheduled scan and a CI scan behave the same.
+package scanrun
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/rules"
+	"github.com/vigilhq/vigil/scanner"
+)
+
+// Store is what a scan run needs from persistence.
+type Store interface {
+	BeginScan(ctx context.Context, scan observe.Scan) error
+	AddObservations(ctx context.Context, scanID string, obs []observe.Observation) error
+	FinishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, err error)
+}
+
+// LocationScanner scans one location (scanner.Scanner in production).
+type LocationScanner interface {
+	ScanLocation(ctx context.Context, loc *config.Location) scanner.LocationResult
+}
+
+// Run is one scan: which locations, with which pieces.
+type Run struct {
+	Config    *config.Config
+	Locations []string // ids; empty means every location
+	Scanner   LocationScanner
+	Rules     *rules.Engine
+	Store     Store
+	Logger    *slog.Logger
+	Version   string
+	Now       func() time.Time
+}
+
+// Result is what a run produced.
+type Result struct {
+	Scan observe.Scan
+	// Findings are this scan's findings with their history (first seen,
+	// status) from the store.
+	Findings []observe.Finding
+	// Resolved are findings this scan no longer saw.
+	Resolved []observe.Finding
+	// Observations counts what was stored.
+	Observations int
+	// Hosts counts hosts found up.
+	Hosts int
+	// Notes are planning notes worth telling the user.
+	Notes []string
+	// Interrupted is true when ctx was cancelled before the end.
+	Interrupted bool
+}
+
+// ErrUnknownLocation is returned for a --location that is not in the config.
+var ErrUnknownLocation = errors.New("unknown location")
+
+// NewScanID returns a random, sortable-by-time scan id.
+func NewScanID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Select resolves location ids against the config, in config order.
+func Select(cfg *config.Config, ids []string) ([]*config.Location, error) {
+	if len(ids) == 0 {
+		out := make([]*config.Location, len(cfg.Locations))
+		for i := range cfg.Locations {
+			out[i] = &cfg.Locations[i]
+		}
+		return out, nil
+	}
+	var out []*config.Location
+	for _, id := range ids {
+		l, ok := cfg.Location(id)
+		if !ok {
+			var known []string
+			for _, k := range cfg.Locations {
+				known = append(known, k.ID)
+			}
+			return nil, fmt.Errorf("%w %q (the config has: %v)", ErrUnknownLocation, id, known)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// Do runs the scan. Observations are stored as each location finishes, so
+// an interrupted scan keeps what finished; findings are then evaluated over
+// everything seen and reconciled in one transaction. A scan that was
+// interrupted or had failing checks is recorded as incomplete and resolves
+// nothing.
+func (r *Run) Do(ctx context.Context) (*Result, error) {
+	now := r.Now
+	if now == nil {
+		now = time.Now
+	}
+	locs, err := Select(r.Config, r.Locations)
+	if err != nil {
+		return nil, err
+	}
+	start := now().UTC()
+	scan := observe.Scan{ID: NewScanID(start), StartedAt: start, Version: r.Version}
+	for _, l := range locs {
+		scan.Locations = append(scan.Locations, l.ID)
+	}
+	// The store's writes must finish even after Ctrl-C, so they use a
+	// context that is not cancelled with the scan.
+	storeCtx := context.WithoutCancel(ctx)
+	if err := r.Store.BeginScan(storeCtx, scan); err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	var all []observe.Observation
+	for _, l := range locs {
+		if ctx.Err() != nil {
+			scan.Errors = append(scan.Errors, fmt.Sprintf("location %s: not scanned: interrupted", l.ID))
+			continue
+		}
+		lr := r.Scanner.ScanLocation(ctx, l)
+		res.Notes = append(res.Notes, lr.Notes...)
+		scan.Errors = append(scan.Errors, lr.Errors...)
+		if err := r.Store.AddObservations(storeCtx, scan.ID, lr.Observations); err != nil {
+			return nil, err
+		}
+		for _, o := range lr.Observations {
+			if o.Kind == observe.KindHost {
+				res.Hosts++
+			}
+		}
+		all = append(all, lr.Observations...)
+		r.Logger.Info("location scanned", "location", l.ID, "observations", len(lr.Observations), "complete", lr.Complete)
+	}
+	res.Interrupted = ctx.Err() != nil
+	scan.FinishedAt = now().UTC()
+	scan.Complete = len(scan.Errors) == 0 && !res.Interrupted
+	findings := r.Rules.Evaluate(all, scan.FinishedAt)
+	current, resolved, err := r.Store.FinishScan(storeCtx, scan, findings)
+	if err != nil {
+		return nil, err
+	}
+	res.Scan, res.Findings, res.Resolved, res.Observations = scan, current, resolved, len(all)
+	return res, nil
+}

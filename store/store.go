@@ -1,0 +1,84 @@
+// Package store keeps scans, observations and findings across runs and decides
+// each finding's lifecycle (open, seen again, resolved, re-opened). It defines
+// the API every backend offers; store/sqlite is the embedded default and a
+// PostgreSQL backend will sit beside it behind the same interface.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vigilhq/vigil/observe"
+)
+
+// DefaultFileName is the name of the SQLite database under the configured
+// data_dir when --db is not given.
+const DefaultFileName = "vigil.db"
+
+// ErrLocked is returned by a backend's Open when another vigil process holds
+// the database open for writing. The wrapped message names the lock file and,
+// when known, the other process's PID.
+var ErrLocked = errors.New("database is in use by another vigil process")
+
+// ErrScanFinished is returned when a scan that was already finished is
+// begun, finished or given observations again.
+var ErrScanFinished = errors.New("scan already finished")
+
+// ErrUnknownScan is returned when observations are added to a scan that was
+// never begun.
+var ErrUnknownScan = errors.New("unknown scan: call BeginScan first")
+
+// ErrNotFound is returned when a finding named by id does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is what every backend provides. Consumers should declare the smaller
+// interface they need where they use it; Store exists so that cmd/vigil can
+// pick a backend from a --db URL and hand it around.
+type Store interface {
+	BeginScan(ctx context.Context, scan observe.Scan) error
+	AddObservations(ctx context.Context, scanID string, obs []observe.Observation) error
+	FinishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, err error)
+	Findings(ctx context.Context, f FindingFilter) ([]observe.Finding, error)
+	SetFindingStatus(ctx context.Context, findingID string, status observe.Status, note string) error
+	Scans(ctx context.Context, limit int) ([]observe.Scan, error)
+	Observations(ctx context.Context, scanID string) ([]observe.Observation, error)
+	FindingHistory(ctx context.Context, findingID string) ([]FindingEvent, error)
+	Close() error
+}
+
+// FindingFilter selects findings. A zero field does not filter; fields
+// combine with AND, values inside one slice with OR.
+type FindingFilter struct {
+	Locations  []string
+	Statuses   []observe.Status
+	Categories []observe.Category
+	// MinSeverity keeps findings at or above this severity.
+	MinSeverity observe.Severity
+	// Limit caps the number of findings returned; 0 means no limit.
+	Limit int
+}
+
+// Event is what happened to a finding, as recorded in its history.
+type Event string
+
+// Finding events. A scan writes exactly one of opened, seen, reopened or
+// resolved per finding it touches; accepted and false-positive, and resolved
+// or reopened without a scan, record a person's decision.
+const (
+	EventOpened        Event = "opened"   // first seen
+	EventSeen          Event = "seen"     // seen again, status unchanged
+	EventResolved      Event = "resolved" // a complete scan of its location no longer saw it
+	EventReopened      Event = "reopened" // seen again after it was resolved
+	EventAccepted      Event = "accepted"
+	EventFalsePositive Event = "false-positive"
+)
+
+// FindingEvent is one entry in a finding's history.
+type FindingEvent struct {
+	FindingID string    `json:"finding_id"`
+	ScanID    string    `json:"scan_id,omitempty"` // empty for a person's decision
+	At        time.Time `json:"at"`
+	Event     Event     `json:"event"`
+	Note      string    `json:"note,omitempty"`
+}
