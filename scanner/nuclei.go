@@ -236,7 +236,7 @@ func NewNuclei(ctx context.Context, opts NucleiOptions) (_ *Nuclei, err error) {
 		return nil, err
 	}
 
-	writer := nucleiOutput{}
+	writer := nucleiOutput{log: log}
 	progress := nucleiProgress{}
 	// A client with NoInteractsh set never registers with an OOB server;
 	// templates that need {{interactsh-url}} are skipped by nuclei.

@@ -69,16 +69,21 @@ func (w nucleiLogWriter) Write(data []byte, level levels.Level) {
 	l.Debug(nucleiOneLine(string(data), 2000), "nuclei_level", level.String())
 }
 
-// nucleiOutput satisfies nuclei's output.Writer and drops everything:
-// Run collects results from the executers' return values.
-type nucleiOutput struct{}
+// nucleiOutput satisfies nuclei's output.Writer. Run collects results from
+// the executers' return values, so results are dropped here; failed
+// requests are logged at debug, which answers "why did this not match".
+type nucleiOutput struct{ log *slog.Logger }
 
-func (nucleiOutput) Close()                                                 {}
-func (nucleiOutput) Colorizer() aurora.Aurora                               { return aurora.NewAurora(false) }
-func (nucleiOutput) Write(*output.ResultEvent) error                        { return nil }
-func (nucleiOutput) WriteFailure(*output.InternalWrappedEvent) error        { return nil }
-func (nucleiOutput) Request(templateID, url, requestType string, err error) {}
-func (nucleiOutput) RequestStatsLog(statusCode, response string)            {}
+func (nucleiOutput) Close()                                          {}
+func (nucleiOutput) Colorizer() aurora.Aurora                        { return aurora.NewAurora(false) }
+func (nucleiOutput) Write(*output.ResultEvent) error                 { return nil }
+func (nucleiOutput) WriteFailure(*output.InternalWrappedEvent) error { return nil }
+func (o nucleiOutput) Request(templateID, url, requestType string, err error) {
+	if err != nil && o.log != nil {
+		o.log.Debug("nuclei request failed", "template", templateID, "target", url, "type", requestType, "err", nucleiOneLine(err.Error(), 500))
+	}
+}
+func (nucleiOutput) RequestStatsLog(statusCode, response string) {}
 func (nucleiOutput) WriteStoreDebugData(host, templateID, eventType string, data string) {
 }
 func (nucleiOutput) ResultCount() int { return 0 }

@@ -146,7 +146,7 @@ type storeCloser interface {
 
 func openStore(ctx context.Context, url string, cfg *config.Config) (storeCloser, error) {
 	if url == "" {
-		url = "sqlite://" + filepath.Join(absDir(cfg.DataDir), "vigil.db")
+		return sqlite.Open(ctx, filepath.Join(absDir(cfg.DataDir), store.DefaultFileName))
 	}
 	driver, dsn, err := store.ParseURL(url)
 	if err != nil {

@@ -152,7 +152,7 @@ func openDB(ctx context.Context, abs string, o options, lock *fileLock) (*Store,
 		db.Close()
 		return nil, fmt.Errorf("store %s: open: %w", abs, err)
 	}
-	return &Store{core: sqlstore.New(db, abs, o.now), db: db, lock: lock, path: abs}, nil
+	return &Store{core: sqlstore.New(db, abs, o.now, sqlstore.Question), db: db, lock: lock, path: abs}, nil
 }
 
 // dsn builds the modernc.org/sqlite data source name: a file: URI, so that

@@ -678,3 +678,25 @@ func TestFailedFinishScanChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// A caller that passes only the id and outcome to FinishScan keeps what
+// BeginScan recorded, including the locations that decide what is resolved.
+func TestFinishScanKeepsWhatBeginScanRecorded(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "vigil.db"))
+	ctx := context.Background()
+	finishT(t, s, observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: []string{"downtown"}, Complete: true}, rdp)
+	if err := s.BeginScan(ctx, observe.Scan{ID: "s2", StartedAt: at(1), Version: "1.2.3", Locations: []string{"downtown"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, resolved, err := s.FinishScan(ctx, observe.Scan{ID: "s2", FinishedAt: at(2), Complete: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resolved) != 1 || resolved[0].ID != rdp.ID {
+		t.Errorf("resolved %v, want rdp: the scan covered downtown", ids(resolved))
+	}
+	scans, _ := s.Scans(ctx, 1)
+	if got := scans[0]; got.Version != "1.2.3" || !got.StartedAt.Equal(at(1)) || !slices.Equal(got.Locations, []string{"downtown"}) {
+		t.Errorf("scan s2 = %+v, want version, start and locations from BeginScan", got)
+	}
+}

@@ -22,11 +22,26 @@ import (
 // 65535 bind parameters.
 const batchRows = 500
 
+// Placeholders is how a driver wants bind parameters written in the
+// statements DB builds at run time: IN lists and multi-row INSERTs, with up
+// to thousands of parameters. The fixed statements, with a handful each, use
+// $1, $2, ... which both databases accept.
+type Placeholders int
+
+const (
+	// Dollar writes $1, $2, ...: PostgreSQL.
+	Dollar Placeholders = iota
+	// Question writes ?, ?, ...: SQLite, which resolves each $N by a linear
+	// search of the statement's parameter names, quadratic in their number.
+	Question
+)
+
 // DB implements the store API over a database/sql pool.
 type DB struct {
-	db   *sql.DB
-	name string // what error messages call the database: a path or a redacted URL
-	now  func() time.Time
+	db           *sql.DB
+	name         string // what error messages call the database: a path or a redacted URL
+	now          func() time.Time
+	placeholders Placeholders
 	// sem serialises this process's write transactions, so they queue in Go
 	// (honouring ctx) instead of failing on the database's write lock.
 	sem          chan struct{}
@@ -35,11 +50,11 @@ type DB struct {
 
 // New wraps an open pool. name prefixes every error ("store NAME: ..."); now
 // is the clock used when a caller leaves a time unset.
-func New(db *sql.DB, name string, now func() time.Time) *DB {
+func New(db *sql.DB, name string, now func() time.Time, p Placeholders) *DB {
 	if now == nil {
 		now = time.Now
 	}
-	return &DB{db: db, name: name, now: now, sem: make(chan struct{}, 1)}
+	return &DB{db: db, name: name, now: now, placeholders: p, sem: make(chan struct{}, 1)}
 }
 
 // SetBeforeCommit installs a hook that runs inside every write transaction
@@ -185,8 +200,6 @@ func scanState(ctx context.Context, q interface {
 const observationCols = `scan_id, seq, kind, location, segment, segment_role, vantage, vantage_role,
 	internet_facing, host, port, proto, source, observed_at, attrs`
 
-const observationColCount = 15
-
 // AddObservations appends observations to a running scan in one transaction:
 // either all of them are stored or none.
 func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.Observation) error {
@@ -220,14 +233,17 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 		}
 		for start := 0; start < len(obs); start += batchRows {
 			end := min(start+batchRows, len(obs))
-			args := make([]any, 0, (end-start)*observationColCount)
+			q := d.query()
+			q.WriteString(`INSERT INTO observations (` + observationCols + `) VALUES `)
 			for i := start; i < end; i++ {
 				o := obs[i]
-				args = append(args, scanID, next+i, string(o.Kind), o.Location, o.Segment, o.SegmentRole, o.Vantage, o.VantageRole,
+				if i > start {
+					q.WriteString(", ")
+				}
+				q.row(scanID, next+i, string(o.Kind), o.Location, o.Segment, o.SegmentRole, o.Vantage, o.VantageRole,
 					o.InternetFacing, o.Host, o.Port, o.Proto, o.Source, formatTime(o.At), attrs[i])
 			}
-			q := `INSERT INTO observations (` + observationCols + `) VALUES ` + valuesList(end-start, observationColCount)
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if _, err := tx.ExecContext(ctx, q.String(), q.args...); err != nil {
 				return err
 			}
 		}
@@ -416,11 +432,11 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 	err = d.write(ctx, func(tx *sql.Tx) error {
 		// 1. The scan row.
 		var (
-			startedAt, storedLocs string
-			finishedAt            sql.NullString
+			startedAt, storedLocs, version string
+			finishedAt                     sql.NullString
 		)
-		err := tx.QueryRowContext(ctx, `SELECT started_at, finished_at, locations FROM scans WHERE id = $1`, scan.ID).
-			Scan(&startedAt, &finishedAt, &storedLocs)
+		err := tx.QueryRowContext(ctx, `SELECT started_at, finished_at, version, locations FROM scans WHERE id = $1`, scan.ID).
+			Scan(&startedAt, &finishedAt, &version, &storedLocs)
 		exists := true
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -429,6 +445,10 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 			return err
 		case finishedAt.Valid:
 			return store.ErrScanFinished
+		}
+		// What BeginScan recorded stands unless the caller says otherwise.
+		if scan.Version == "" {
+			scan.Version = version
 		}
 		if len(scan.Locations) == 0 && exists {
 			if scan.Locations, err = decodeStrings(storedLocs); err != nil {
@@ -465,7 +485,7 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		for i, p := range batch {
 			ids[i] = p.f.ID
 		}
-		stored, err := loadLifecycles(ctx, tx, ids)
+		stored, err := d.loadLifecycles(ctx, tx, ids)
 		if err != nil {
 			return fmt.Errorf("load findings: %w", err)
 		}
@@ -531,9 +551,9 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		// did not see. Those it saw now have last_seen >= t; so do those a
 		// newer scan saw, which this older one must not overrule.
 		if scan.Complete && len(scan.Locations) > 0 {
-			var q query
+			q := d.query()
 			q.WriteString(`SELECT ` + findingCols + ` FROM findings WHERE status = ` + q.arg(string(observe.StatusOpen)) +
-				` AND last_seen < ` + q.arg(ts) + ` AND location IN (` + listArgs(&q, scan.Locations) + `)
+				` AND last_seen < ` + q.arg(ts) + ` AND location IN (` + listArgs(q, scan.Locations) + `)
 				ORDER BY severity_rank DESC, location, target, rule, id`)
 			rows, err := tx.QueryContext(ctx, q.String(), q.args...)
 			if err != nil {
@@ -554,7 +574,7 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 			}
 			for start := 0; start < len(resolved); start += batchRows {
 				end := min(start+batchRows, len(resolved))
-				var q query
+				q := d.query()
 				q.WriteString(`UPDATE findings SET status = ` + q.arg(string(observe.StatusResolved)) +
 					`, resolved_at = ` + q.arg(ts) + ` WHERE id IN (`)
 				for i, f := range resolved[start:end] {
@@ -574,7 +594,7 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		}
 
 		// 5. History.
-		if err := insertEvents(ctx, tx, scan.ID, ts, events); err != nil {
+		if err := d.insertEvents(ctx, tx, scan.ID, ts, events); err != nil {
 			return fmt.Errorf("record finding history: %w", err)
 		}
 		return nil
@@ -585,13 +605,13 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 	return current, resolved, nil
 }
 
-func loadLifecycles(ctx context.Context, tx *sql.Tx, ids []string) (map[string]lifecycle, error) {
+func (d *DB) loadLifecycles(ctx context.Context, tx *sql.Tx, ids []string) (map[string]lifecycle, error) {
 	out := make(map[string]lifecycle, len(ids))
 	for start := 0; start < len(ids); start += batchRows {
 		end := min(start+batchRows, len(ids))
-		var q query
+		q := d.query()
 		q.WriteString(`SELECT id, status, first_seen, last_seen, resolved_at FROM findings WHERE id IN (` +
-			listArgs(&q, ids[start:end]) + `)`)
+			listArgs(q, ids[start:end]) + `)`)
 		rows, err := tx.QueryContext(ctx, q.String(), q.args...)
 		if err != nil {
 			return nil, err
@@ -626,16 +646,18 @@ func loadLifecycles(ctx context.Context, tx *sql.Tx, ids []string) (map[string]l
 	return out, nil
 }
 
-func insertEvents(ctx context.Context, tx *sql.Tx, scanID, at string, events []eventRow) error {
-	const cols = 4
+func (d *DB) insertEvents(ctx context.Context, tx *sql.Tx, scanID, at string, events []eventRow) error {
 	for start := 0; start < len(events); start += batchRows {
 		end := min(start+batchRows, len(events))
-		args := make([]any, 0, (end-start)*cols)
-		for _, e := range events[start:end] {
-			args = append(args, e.findingID, scanID, at, string(e.event))
+		q := d.query()
+		q.WriteString(`INSERT INTO finding_events (finding_id, scan_id, event_at, event) VALUES `)
+		for i, e := range events[start:end] {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.row(e.findingID, scanID, at, string(e.event))
 		}
-		q := `INSERT INTO finding_events (finding_id, scan_id, event_at, event) VALUES ` + valuesList(end-start, cols)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := tx.ExecContext(ctx, q.String(), q.args...); err != nil {
 			return err
 		}
 	}
@@ -645,16 +667,16 @@ func insertEvents(ctx context.Context, tx *sql.Tx, scanID, at string, events []e
 // Findings returns the stored findings f selects, highest severity first,
 // then by location, target and rule.
 func (d *DB) Findings(ctx context.Context, f store.FindingFilter) ([]observe.Finding, error) {
-	var q query
+	q := d.query()
 	q.WriteString(`SELECT ` + findingCols + ` FROM findings WHERE 1 = 1`)
 	if len(f.Locations) > 0 {
-		q.WriteString(` AND location IN (` + listArgs(&q, f.Locations) + `)`)
+		q.WriteString(` AND location IN (` + listArgs(q, f.Locations) + `)`)
 	}
 	if len(f.Statuses) > 0 {
-		q.WriteString(` AND status IN (` + listArgs(&q, f.Statuses) + `)`)
+		q.WriteString(` AND status IN (` + listArgs(q, f.Statuses) + `)`)
 	}
 	if len(f.Categories) > 0 {
-		q.WriteString(` AND category IN (` + listArgs(&q, f.Categories) + `)`)
+		q.WriteString(` AND category IN (` + listArgs(q, f.Categories) + `)`)
 	}
 	if f.MinSeverity != "" {
 		if !f.MinSeverity.Valid() {
@@ -735,7 +757,7 @@ func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status obse
 
 // Scans returns up to limit scans, newest first; limit <= 0 returns all.
 func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
-	var q query
+	q := d.query()
 	q.WriteString(`SELECT id, started_at, finished_at, version, locations, complete, errors FROM scans
 		ORDER BY started_at DESC, id DESC`)
 	if limit > 0 {
@@ -830,16 +852,35 @@ func nullTime(t time.Time) any {
 	return formatTime(t)
 }
 
-// query builds a statement and its arguments together, numbering
-// placeholders $1, $2, ... as it goes.
+// query builds a statement and its arguments together, writing each
+// placeholder as its argument is added, so arguments must be added in the
+// order their placeholders appear in the text.
 type query struct {
 	strings.Builder
-	args []any
+	args     []any
+	question bool
 }
+
+func (d *DB) query() *query { return &query{question: d.placeholders == Question} }
 
 func (q *query) arg(v any) string {
 	q.args = append(q.args, v)
+	if q.question {
+		return "?"
+	}
 	return "$" + strconv.Itoa(len(q.args))
+}
+
+// row writes one parenthesised VALUES row.
+func (q *query) row(vals ...any) {
+	q.WriteByte('(')
+	for i, v := range vals {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(q.arg(v))
+	}
+	q.WriteByte(')')
 }
 
 func listArgs[T ~string](q *query, vals []T) string {
@@ -849,29 +890,6 @@ func listArgs[T ~string](q *query, vals []T) string {
 			b.WriteString(", ")
 		}
 		b.WriteString(q.arg(string(v)))
-	}
-	return b.String()
-}
-
-// valuesList returns "($1, $2), ($3, $4)" for rows=2, cols=2.
-func valuesList(rows, cols int) string {
-	var b strings.Builder
-	b.Grow(rows * cols * 6)
-	n := 0
-	for r := range rows {
-		if r > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-		}
-		b.WriteByte(')')
 	}
 	return b.String()
 }

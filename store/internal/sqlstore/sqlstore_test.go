@@ -88,13 +88,23 @@ func TestDecodeMapNumbers(t *testing.T) {
 	}
 }
 
-func TestValuesList(t *testing.T) {
-	if got := valuesList(2, 3); got != "($1, $2, $3), ($4, $5, $6)" {
-		t.Errorf("valuesList(2, 3) = %q", got)
+func TestQueryPlaceholders(t *testing.T) {
+	build := func(p Placeholders) *query {
+		q := (&DB{placeholders: p}).query()
+		q.WriteString("x IN (" + listArgs(q, []observe.Status{"open", "resolved"}) + ") AND y = " + q.arg(3) + " VALUES ")
+		q.row("a", 1)
+		return q
 	}
-	var q query
-	q.WriteString("x IN (" + listArgs(&q, []observe.Status{"open", "resolved"}) + ") AND y = " + q.arg(3))
-	if q.String() != "x IN ($1, $2) AND y = $3" || len(q.args) != 3 {
-		t.Errorf("query = %q %v", q.String(), q.args)
+	for _, tt := range []struct {
+		p    Placeholders
+		want string
+	}{
+		{Dollar, "x IN ($1, $2) AND y = $3 VALUES ($4, $5)"},
+		{Question, "x IN (?, ?) AND y = ? VALUES (?, ?)"},
+	} {
+		q := build(tt.p)
+		if q.String() != tt.want || !reflect.DeepEqual(q.args, []any{"open", "resolved", 3, "a", 1}) {
+			t.Errorf("query = %q %v, want %q", q.String(), q.args, tt.want)
+		}
 	}
 }

@@ -1,0 +1,51 @@
+# vigil — see README.md. `make demo` runs a scan of a lab of real services;
+# `make test` runs every test (the lab tests need root).
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin/vigil
+
+.PHONY: all build demo deps test test-short fuzz bench vet clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+# Installs the Debian packages the lab needs (idempotent), builds vigil,
+# starts the lab in network namespaces, scans it, prints the findings and
+# tears the lab down.
+demo: deps build
+	$(GO) run ./internal/lab/cmd/labdemo --vigil $(BIN)
+
+deps:
+	@bash scripts/install-deps.sh
+
+# Every test, including the network-namespace lab (skipped with a reason
+# when not root). Fuzz targets run their seed corpus here; `make fuzz`
+# explores further.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 60m ./...
+
+test-short:
+	$(GO) test -count=1 -short ./...
+
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./config   -run '^$$' -fuzz FuzzParse          -fuzztime $(FUZZTIME)
+	$(GO) test ./scanner  -run '^$$' -fuzz FuzzNmapXML        -fuzztime $(FUZZTIME)
+	$(GO) test ./scanner  -run '^$$' -fuzz FuzzNucleiResultJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./reports  -run '^$$' -fuzz FuzzLoadBaseline   -fuzztime $(FUZZTIME)
+	$(GO) test ./store    -run '^$$' -fuzz FuzzParseURL       -fuzztime $(FUZZTIME)
+
+# vigil against plain nmap on the lab's segments (needs root): see
+# scripts/bench-scan.sh.
+bench: build
+	bash scripts/bench-scan.sh
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
