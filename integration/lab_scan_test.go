@@ -137,6 +137,9 @@ func TestMain(m *testing.M) {
 // VIGIL_LAB_REQUIRED=1, fails) when the machine cannot run the lab.
 func setup(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping end-to-end lab scan in -short mode: it builds vigil and scans for minutes")
+	}
 	env.once.Do(func() {
 		if err := lab.Check(); err != nil {
 			env.skip = err.Error()

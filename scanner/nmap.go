@@ -142,10 +142,20 @@ func (n *Nmap) udp(j NmapJob) []int {
 }
 
 func portArg(tcp, udp []int) string {
+	// Consecutive ports become ranges: 1-65535 must stay one argument.
 	join := func(ps []int) string {
-		s := make([]string, len(ps))
-		for i, p := range ps {
-			s[i] = strconv.Itoa(p)
+		var s []string
+		for i := 0; i < len(ps); {
+			j := i
+			for j+1 < len(ps) && ps[j+1] == ps[j]+1 {
+				j++
+			}
+			if j > i {
+				s = append(s, strconv.Itoa(ps[i])+"-"+strconv.Itoa(ps[j]))
+			} else {
+				s = append(s, strconv.Itoa(ps[i]))
+			}
+			i = j + 1
 		}
 		return strings.Join(s, ",")
 	}
@@ -301,7 +311,7 @@ func FactsFromNmap(run *nmap.Run) []NmapFacts {
 				continue
 			}
 			attrs := map[string]any{
-				"service":   p.Service.Name,
+				"service":   serviceName(p.Service.Name),
 				"product":   p.Service.Product,
 				"version":   p.Service.Version,
 				"extrainfo": p.Service.ExtraInfo,
@@ -320,6 +330,18 @@ func FactsFromNmap(run *nmap.Run) []NmapFacts {
 		out = append(out, f)
 	}
 	return out
+}
+
+// serviceName undoes what nmap's scripts sometimes do to the service name:
+// nmap 7.93's mqtt-subscribe replaces "mqtt" with the broker's version
+// topic ("mosquitto version 2.0.11"), which no rule would recognise.
+func serviceName(name string) string {
+	l := strings.ToLower(name)
+	switch {
+	case strings.HasPrefix(l, "mosquitto"), strings.HasPrefix(l, "mqtt"):
+		return "mqtt"
+	}
+	return name
 }
 
 func cpes(c []nmap.CPE) []string {

@@ -41,9 +41,20 @@ func TestNmapArgs(t *testing.T) {
 			t.Errorf("privileged args %q lack %q", got, want)
 		}
 	}
+	if r := strings.Join((&Nmap{}).Args(NmapJob{TCPPorts: []int{1, 2, 3, 5, 7, 8}}), " "); !strings.Contains(r, "-p 1-3,5,7-8") {
+		t.Errorf("consecutive ports not folded into ranges: %q", r)
+	}
 	unpriv := strings.Join((&Nmap{}).Args(job), " ")
 	if strings.Contains(unpriv, "-sU") || strings.Contains(unpriv, "-sS") || !strings.Contains(unpriv, "-sT") || !strings.Contains(unpriv, "-p 22,443 ") {
 		t.Errorf("unprivileged args %q: want a connect scan without UDP", unpriv)
+	}
+}
+
+func TestServiceNameNormalised(t *testing.T) {
+	for in, want := range map[string]string{"mosquitto version 2.0.11": "mqtt", "mqtt": "mqtt", "ssh": "ssh", "": ""} {
+		if got := serviceName(in); got != want {
+			t.Errorf("serviceName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

@@ -87,8 +87,8 @@ type NucleiOptions struct {
 	// Concurrency caps probes in flight. Zero means
 	// NucleiDefaultConcurrency.
 	Concurrency int
-	// Logger receives nuclei's own messages at debug level, and vigil's
-	// notes about the templates at warn. Nil means slog.Default().
+	// Logger receives nuclei's own messages at debug level, and notes about
+	// the extra templates at info and warn. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -136,6 +136,37 @@ func (r NucleiResult) Attrs() map[string]any {
 	}
 }
 
+// nucleiServiceTags maps nmap service names to the tags of vigil's pack.
+var nucleiServiceTags = map[string]string{
+	"tcp/ftp":          "ftp",
+	"tcp/telnet":       "telnet",
+	"tcp/redis":        "redis",
+	"tcp/mqtt":         "mqtt",
+	"tcp/vnc":          "vnc",
+	"tcp/microsoft-ds": "smb",
+	"tcp/http":         "http",
+	"tcp/http-alt":     "http",
+	"tcp/http-mgmt":    "http",
+	"udp/snmp":         "snmp",
+}
+
+// NucleiJobFor returns the job that runs vigil's pack against a service
+// nmap reported (proto tcp|udp, nmap service name, tunnel "ssl" or ""), and
+// false when no pack template applies. A TLS port gets the SSL 3.0 check
+// and TLS set; the plain-HTTP login check only runs where there is no TLS.
+func NucleiJobFor(host string, port int, proto, service, tunnel string) (NucleiJob, bool) {
+	job := NucleiJob{Target: net.JoinHostPort(host, strconv.Itoa(port))}
+	proto, service = strings.ToLower(proto), strings.ToLower(service)
+	if proto == "tcp" && (tunnel == "ssl" || service == "https" || service == "ssl") {
+		job.TLS = true
+		job.Tags = append(job.Tags, "tls")
+	}
+	if tag, ok := nucleiServiceTags[proto+"/"+service]; ok && !(job.TLS && tag == "http") {
+		job.Tags = append(job.Tags, tag)
+	}
+	return job, len(job.Tags) > 0
+}
+
 // Nuclei runs nuclei templates (vigil's embedded pack plus the user's extra
 // directories) against targets. It uses nuclei's protocol engines as a
 // library but none of nuclei's runner: no update check, no template
@@ -145,7 +176,6 @@ func (r NucleiResult) Attrs() map[string]any {
 // A Nuclei is safe for concurrent use; Close waits for running Runs.
 type Nuclei struct {
 	log         *slog.Logger
-	timeout     time.Duration
 	concurrency int
 	limit       *rate.Limiter
 
@@ -168,10 +198,12 @@ type Nuclei struct {
 // process-wide logger: its messages go to slog (debug) instead of stderr.
 var nucleiGlobalLogOnce sync.Once
 
-// NewNuclei loads and compiles the template pack and the extra directories.
-// It takes a second or more (template compilation) and is safe to call in a
-// goroutine while other scanners run. An unusable extra directory is an
-// error wrapping ErrNucleiTemplateDir and naming the directory.
+// NewNuclei loads and compiles the template pack and the extra directories,
+// once. It makes no network connection. vigil's pack compiles in well under
+// a second; a large extra directory (the official nuclei-templates) takes
+// longer, so callers may run it in a goroutine while other scanners work.
+// ctx is checked between steps. An unusable extra directory is an error
+// wrapping ErrNucleiTemplateDir and naming the directory.
 func NewNuclei(ctx context.Context, opts NucleiOptions) (_ *Nuclei, err error) {
 	log := opts.Logger
 	if log == nil {
@@ -207,7 +239,6 @@ func NewNuclei(ctx context.Context, opts NucleiOptions) (_ *Nuclei, err error) {
 	}
 	n := &Nuclei{
 		log:         log,
-		timeout:     opts.Timeout,
 		concurrency: opts.Concurrency,
 		limit:       rate.NewLimiter(rate.Limit(opts.RateLimit), 1),
 		dir:         dir,
@@ -337,8 +368,9 @@ func (n *Nuclei) Templates() []string {
 //
 // Probes that fail (refused, timed out, not the expected protocol) are not
 // errors: they simply do not match. Run returns an error for a job it cannot
-// run (ErrNucleiTarget), and ctx.Err() with the results so far when ctx is
-// cancelled.
+// run (ErrNucleiTarget, before probing anything), and ctx.Err() with the
+// results so far when ctx is cancelled; it then returns as soon as the
+// probes in flight end, which their timeouts bound.
 func (n *Nuclei) Run(ctx context.Context, jobs []NucleiJob, progress func(done, total int)) ([]NucleiResult, error) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()

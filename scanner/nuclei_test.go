@@ -919,6 +919,36 @@ func TestNucleiRateLimit(t *testing.T) {
 	}
 }
 
+func TestNucleiJobFor(t *testing.T) {
+	for _, tc := range []struct {
+		proto, service, tunnel string
+		tags                   []string
+		tls                    bool
+	}{
+		{"tcp", "redis", "", []string{"redis"}, false},
+		{"tcp", "microsoft-ds", "", []string{"smb"}, false},
+		{"udp", "snmp", "", []string{"snmp"}, false},
+		{"tcp", "http", "", []string{"http"}, false},
+		{"tcp", "http", "ssl", []string{"tls"}, true},
+		{"tcp", "https", "", []string{"tls"}, true},
+		{"tcp", "imap", "ssl", []string{"tls"}, true},
+		{"tcp", "ssh", "", nil, false},
+		{"udp", "ftp", "", nil, false},
+	} {
+		job, ok := NucleiJobFor("10.0.0.5", 1234, tc.proto, tc.service, tc.tunnel)
+		if ok != (len(tc.tags) > 0) || !slices.Equal(job.Tags, tc.tags) || job.TLS != tc.tls || job.Target != "10.0.0.5:1234" {
+			t.Errorf("NucleiJobFor(%s/%s tunnel %q) = %+v, %v; want tags %v tls %v", tc.proto, tc.service, tc.tunnel, job, ok, tc.tags, tc.tls)
+		}
+	}
+	// every tag the mapping hands out selects at least one pack template
+	n := nucleiEngine(t)
+	for _, tag := range nucleiServiceTags {
+		if len(n.selectTemplates([]string{tag})) == 0 {
+			t.Errorf("tag %q selects no pack template", tag)
+		}
+	}
+}
+
 // --- the adapter ---
 
 func TestNucleiResultFromEvent(t *testing.T) {

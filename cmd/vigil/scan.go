@@ -131,6 +131,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case res.Interrupted:
 		fmt.Fprintf(stderr, "vigil scan: interrupted: scan %s is stored as incomplete (it resolves no earlier finding)\n", res.Scan.ID)
 		return exitError
+	case !res.Scan.Complete:
+		fmt.Fprintf(stderr, "vigil scan: scan %s is incomplete (%d check(s) failed, listed above); its findings are reported but it resolves nothing\n", res.Scan.ID, len(res.Scan.Errors))
+		return exitError
 	case reports.FailCount(result, threshold) > 0:
 		return exitFindings
 	}
