@@ -10,6 +10,7 @@ BIN      := bin/vigil
 all: build
 
 build:
+	@echo "building $(BIN) (the first build compiles nuclei and takes several minutes)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
 
 # Installs the Debian packages the lab needs (idempotent), builds vigil,

@@ -135,7 +135,7 @@ func TestMain(m *testing.M) {
 
 // setup builds vigil and starts the lab once; it skips (or, with
 // VIGIL_LAB_REQUIRED=1, fails) when the machine cannot run the lab.
-func setup(t *testing.T) {
+func setup(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping end-to-end lab scan in -short mode: it builds vigil and scans for minutes")
@@ -181,7 +181,7 @@ func setup(t *testing.T) {
 }
 
 // buildVigil compiles ./cmd/vigil into dir.
-func buildVigil(t *testing.T, dir string) (string, error) {
+func buildVigil(t testing.TB, dir string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")

@@ -1,9 +1,8 @@
-// Package csvidentity reads account lists exported as CSV from systems that
-// have no API vigil speaks (an EMR, a booking system, a payment terminal
-// portal) and turns each row into a collectors.KindAccount observation.
-// It is tolerant of how such exports look in practice (column order and case,
-// a UTF-8 byte order mark, ';' or ',' delimiters) and reports a bad row by
-// file and line without giving up on the rest of the file.
+// Package csvidentity turns account lists exported as CSV from systems vigil
+// has no API for (an EMR, a booking system) into collectors.KindAccount
+// observations. It accepts exports as they come (any column order or case, a
+// byte order mark, ';' or ',') and reports a bad row by file and line
+// without giving up on the rest of the file.
 package csvidentity
 
 import (
@@ -126,7 +125,6 @@ func Read(ctx context.Context, r io.Reader, name, system string, now time.Time) 
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.Comma = sniffDelimiter(data)
 	cr.FieldsPerRecord = -1 // checked per row, so a short row is a row error
-	cr.ReuseRecord = false
 
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
