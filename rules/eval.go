@@ -175,7 +175,9 @@ func (e *Engine) Evaluate(obs []observe.Observation, now time.Time) []observe.Fi
 func evidence(o observe.Observation) map[string]any {
 	ev := make(map[string]any, len(o.Attrs)+5)
 	for k, v := range o.Attrs {
-		ev[k] = v
+		if !empty(v) {
+			ev[k] = v
+		}
 	}
 	ev["seen_from"] = seenFrom(o)
 	if o.Segment != "" {
@@ -187,6 +189,21 @@ func evidence(o observe.Observation) map[string]any {
 		ev["internet_facing"] = true
 	}
 	return ev
+}
+
+// empty reports values that say nothing as evidence: "", and empty lists.
+func empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []string:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	}
+	return false
 }
 
 func addSource(ev map[string]any, src string) {
