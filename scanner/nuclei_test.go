@@ -33,41 +33,27 @@ import (
 	ztls "github.com/zmap/zcrypto/tls"
 )
 
-// One engine serves every integration test: compiling the pack is the slow
-// part, and sharing it also checks that one engine runs different template
-// sets against different targets.
-var (
-	nucleiTestOnce   sync.Once
-	nucleiTestEngine *Nuclei
-	nucleiTestErr    error
-	nucleiTestInit   time.Duration
-)
-
+// nucleiEngine starts an engine for one test and closes it when the test
+// ends. Starting one is cheap (the pack compiles in milliseconds).
 func nucleiEngine(t *testing.T) *Nuclei {
 	t.Helper()
-	nucleiTestOnce.Do(func() {
-		start := time.Now()
-		nucleiTestEngine, nucleiTestErr = NewNuclei(context.Background(), NucleiOptions{
-			RateLimit:   50,
-			Timeout:     2 * time.Second,
-			Concurrency: 8,
-			Logger:      nucleiTestLogger(),
-		})
-		nucleiTestInit = time.Since(start)
+	start := time.Now()
+	n, err := NewNuclei(context.Background(), NucleiOptions{
+		RateLimit:   50,
+		Timeout:     2 * time.Second,
+		Concurrency: 8,
+		Logger:      nucleiTestLogger(),
 	})
-	if nucleiTestErr != nil {
-		t.Fatalf("NewNuclei: %v", nucleiTestErr)
+	if err != nil {
+		t.Fatalf("NewNuclei: %v", err)
 	}
-	t.Logf("engine init took %v (once per test binary)", nucleiTestInit)
-	return nucleiTestEngine
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if nucleiTestEngine != nil {
-		_ = nucleiTestEngine.Close()
-	}
-	os.Exit(code)
+	t.Logf("engine init took %v", time.Since(start))
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return n
 }
 
 // nucleiTestLogger shows nuclei's debug output with VIGIL_TEST_DEBUG=1.
@@ -896,6 +882,7 @@ func TestNucleiRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = n.Close() }) // Close is idempotent; checked below
 	jobs := make([]NucleiJob, 10)
 	for i := range jobs {
 		jobs[i] = NucleiJob{Target: fast, Tags: []string{"redis"}}

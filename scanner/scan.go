@@ -365,34 +365,6 @@ func (s *Scanner) progress(e Event) {
 // tlsServices are nmap service names that speak TLS from the first byte.
 var tlsServices = []string{"https", "ssl", "imaps", "pop3s", "smtps", "ldaps", "ftps", "secure-mqtt", "https-alt"}
 
-// nucleiTags maps nmap service names to the tags of vigil's template pack.
-func nucleiTags(service, tunnel, proto string) []string {
-	switch service {
-	case "ftp":
-		return []string{"ftp"}
-	case "redis":
-		return []string{"redis"}
-	case "mqtt":
-		return []string{"mqtt"}
-	case "vnc":
-		return []string{"vnc"}
-	case "snmp":
-		return []string{"snmp"}
-	case "telnet":
-		return []string{"telnet"}
-	case "microsoft-ds", "netbios-ssn":
-		return []string{"smb"}
-	case "http", "http-proxy", "http-alt":
-		if tunnel == "ssl" {
-			return []string{"tls"}
-		}
-		return []string{"http"}
-	case "https", "ssl":
-		return []string{"tls"}
-	}
-	return nil
-}
-
 // followUp runs the checks that need to know what nmap found.
 func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan, facts []NmapFacts, nuc *Nuclei, now time.Time) ([]observe.Observation, []string) {
 	var (
@@ -436,8 +408,9 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 			b.Port, b.Proto = p.Port, p.Proto
 			baseOf[target+"/"+p.Proto] = b
 			if nuc != nil {
-				if tags := nucleiTags(svc, tunnel, p.Proto); len(tags) > 0 || len(cfg.Templates) > 0 {
-					jobs = append(jobs, NucleiJob{Target: target, Tags: tags, TLS: tunnel == "ssl" || slices.Contains(tlsServices, svc)})
+				// Extra template directories run on every open port.
+				if job, ok := NucleiJobFor(f.Addr, p.Port, p.Proto, svc, tunnel); ok || len(cfg.Templates) > 0 {
+					jobs = append(jobs, job)
 				}
 			}
 			if p.Proto != "tcp" {
