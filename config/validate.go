@@ -70,6 +70,10 @@ func (v *validator) location(c *Config, i int, ids map[string]int) {
 			v.fail(fmt.Sprintf("%s.internet_facing[%d]", p, j), "%q is not an IP address", a)
 			continue
 		}
+		if addr.Is6() && !addr.Is4In6() {
+			v.fail(fmt.Sprintf("%s.internet_facing[%d]", p, j), "%s: IPv6 addresses are not supported yet", a)
+			continue
+		}
 		l.InternetAddrs = append(l.InternetAddrs, addr)
 	}
 	if len(l.Segments) == 0 {
@@ -112,6 +116,10 @@ func (v *validator) location(c *Config, i int, ids map[string]int) {
 				continue
 			}
 			pf = pf.Masked()
+			if pf.Addr().Is6() {
+				v.fail(fields[k], "%s: IPv6 segments are not supported yet; list the segment's IPv4 range", pf)
+				continue
+			}
 			if n := addressCount(pf); n > MaxAddresses && !v.allowLarge {
 				v.fail(fields[k], "%s holds %s addresses, more than a /16: split it, or set scan.allow_large_ranges: true if you really mean to scan it", pf, humanCount(pf))
 			}

@@ -344,6 +344,27 @@ func serviceName(name string) string {
 	return name
 }
 
+// TimedOutHosts lists the hosts nmap gave up on (--host-timeout): their
+// ports were not all scanned.
+func TimedOutHosts(run *nmap.Run) []string {
+	if run == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range run.Hosts {
+		if !h.TimedOut {
+			continue
+		}
+		for _, a := range h.Addresses {
+			if a.AddrType == "ipv4" || a.AddrType == "ipv6" {
+				out = append(out, a.Addr)
+				break
+			}
+		}
+	}
+	return out
+}
+
 func cpes(c []nmap.CPE) []string {
 	out := make([]string, 0, len(c))
 	for _, x := range c {

@@ -144,6 +144,7 @@ var nucleiServiceTags = map[string]string{
 	"tcp/mqtt":         "mqtt",
 	"tcp/vnc":          "vnc",
 	"tcp/microsoft-ds": "smb",
+	"tcp/netbios-ssn":  "smb", // nmap names Samba's 445 so; Samba also answers SMB2 on 139
 	"tcp/http":         "http",
 	"tcp/http-alt":     "http",
 	"tcp/http-mgmt":    "http",

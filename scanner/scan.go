@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -81,7 +82,8 @@ func New(ctx context.Context, opts Options) (*Scanner, error) {
 		return nil, err
 	}
 	s := opts.Config.Scan
-	lim := rate.NewLimiter(rate.Limit(s.Rate), max(1, s.Rate/10))
+	// Half of scan.rate for the TLS and SSH probes; nuclei has the other half.
+	lim := rate.NewLimiter(rate.Limit(max(1, s.Rate/2)), max(1, s.Rate/20))
 	return &Scanner{
 		opts:    opts,
 		log:     opts.Logger,
@@ -266,9 +268,13 @@ func (s *Scanner) ScanLocation(ctx context.Context, loc *config.Location) Locati
 		return res
 	}
 	res.Notes = plan.Notes
+	if plan.Vantage == nil && len(loc.Vantage) > 0 {
+		// Exposure findings depend on where the probes come from: judged
+		// from nowhere, they would all look resolved.
+		res.Errors = append(res.Errors, fmt.Sprintf("location %s: this sensor is at none of the location's vantage points, so exposure cannot be judged (run it from a vantage source address, or pass --vantage SEGMENT)", loc.ID))
+	}
 	cfg := s.opts.Config.Scan
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout.Duration)
-	defer cancel()
 
 	// Nuclei's engine takes a while to load; start it while nmap runs.
 	type nucleiInit struct {
@@ -279,14 +285,17 @@ func (s *Scanner) ScanLocation(ctx context.Context, loc *config.Location) Locati
 	go func() {
 		n, err := NewNuclei(ctx, NucleiOptions{
 			ExtraTemplateDirs: cfg.Templates,
-			RateLimit:         cfg.Rate,
-			Timeout:           cfg.ProbeTimeout.Duration,
-			Concurrency:       cfg.Concurrency,
-			Logger:            s.log,
+			// The native probes and nuclei share scan.rate half and half.
+			RateLimit:   max(1, cfg.Rate/2),
+			Timeout:     cfg.ProbeTimeout.Duration,
+			Concurrency: cfg.Concurrency,
+			Logger:      s.log,
 		})
 		nucCh <- nucleiInit{n, err}
 	}()
 	defer func() {
+		// Cancel first, so a still-loading engine gives up at once.
+		cancel()
 		if ni := <-nucCh; ni.n != nil {
 			ni.n.Close()
 		}
@@ -300,11 +309,13 @@ func (s *Scanner) ScanLocation(ctx context.Context, loc *config.Location) Locati
 	})
 	if err != nil {
 		res.Errors = append(res.Errors, err.Error())
-		// Re-arm the nuclei channel for the deferred close.
 		return res
 	}
 	now := s.opts.Now().UTC()
 	facts := FactsFromNmap(run)
+	for _, h := range TimedOutHosts(run) {
+		res.Errors = append(res.Errors, fmt.Sprintf("nmap: host %s hit scan.host_timeout (%s): not fully scanned", h, cfg.HostTimeout.Duration))
+	}
 	for _, f := range facts {
 		base := s.base(loc, plan.Vantage, f.Addr, now)
 		h := base
@@ -365,14 +376,16 @@ func (s *Scanner) progress(e Event) {
 // tlsServices are nmap service names that speak TLS from the first byte.
 var tlsServices = []string{"https", "ssl", "imaps", "pop3s", "smtps", "ldaps", "ftps", "secure-mqtt", "https-alt"}
 
-// followUp runs the checks that need to know what nmap found.
+// followUp runs the checks that need to know what nmap found. A probe that
+// fails on a port nmap saw open is an error: the scan then resolves
+// nothing, since "not seen" would only mean "not looked at".
 func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan, facts []NmapFacts, nuc *Nuclei, now time.Time) ([]observe.Observation, []string) {
 	var (
-		mu   sync.Mutex
-		out  []observe.Observation
-		errs []string
-		jobs []NucleiJob
-		// nuclei results are placed back by target.
+		mu     sync.Mutex
+		out    []observe.Observation
+		errs   []string
+		jobs   []NucleiJob
+		native []func(context.Context)
 		baseOf = map[string]observe.Observation{}
 	)
 	add := func(o observe.Observation) {
@@ -380,24 +393,12 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 		out = append(out, o)
 		mu.Unlock()
 	}
-	fail := func(msg string) {
+	fail := func(format string, a ...any) {
 		mu.Lock()
-		errs = append(errs, msg)
+		errs = append(errs, fmt.Sprintf(format, a...))
 		mu.Unlock()
 	}
 	cfg := s.opts.Config.Scan
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(cfg.Concurrency)
-	total := 0
-	var done int
-	var doneMu sync.Mutex
-	tick := func() {
-		doneMu.Lock()
-		done++
-		d := done
-		doneMu.Unlock()
-		s.progress(Event{Location: loc.ID, Check: "checks", Done: d, Total: total})
-	}
 	for _, f := range facts {
 		base := s.base(loc, plan.Vantage, f.Addr, now)
 		for _, p := range f.Ports {
@@ -417,67 +418,60 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 				continue
 			}
 			if tunnel == "ssl" || slices.Contains(tlsServices, svc) {
-				total++
-				g.Go(func() error {
-					defer tick()
-					attrs, err := s.tls.Probe(gctx, f.Addr, p.Port, f.Addr)
-					if err != nil {
-						if !errors.Is(err, ErrNotTLS) && gctx.Err() == nil {
-							s.log.Warn("tls probe failed", "target", target, "err", err)
+				native = append(native, func(ctx context.Context) {
+					attrs, err := s.tls.Probe(ctx, f.Addr, p.Port, "")
+					switch {
+					case errors.Is(err, ErrNotTLS):
+						s.log.Debug("not TLS after all", "target", target)
+					case err != nil:
+						if ctx.Err() == nil {
+							fail("tls %s: %v", target, err)
 						}
-						return nil
+					default:
+						o := b
+						o.Kind, o.Source, o.Attrs = observe.KindTLS, "tls", attrs
+						add(o)
 					}
-					o := b
-					o.Kind, o.Source, o.Attrs = observe.KindTLS, "tls", attrs
-					add(o)
-					return nil
 				})
 			}
 			if svc == "ssh" {
-				total++
-				g.Go(func() error {
-					defer tick()
-					if err := s.limiter.Wait(gctx); err != nil {
-						return nil
+				native = append(native, func(ctx context.Context) {
+					if err := s.limiter.Wait(ctx); err != nil {
+						return
 					}
-					auth, err := ProbeSSHAuth(gctx, f.Addr, p.Port, cfg.ProbeTimeout.Duration)
+					auth, err := ProbeSSHAuth(ctx, f.Addr, p.Port, cfg.ProbeTimeout.Duration)
 					if err != nil {
-						if gctx.Err() == nil {
-							s.log.Warn("ssh probe failed", "target", target, "err", err)
+						if ctx.Err() == nil {
+							fail("ssh %s: %v", target, err)
 						}
-						return nil
+						return
 					}
-					if auth.Password || auth.KeyboardInteractive {
-						var methods []string
-						if auth.Password {
-							methods = append(methods, "password")
-						}
-						if auth.KeyboardInteractive {
-							methods = append(methods, "keyboard-interactive")
-						}
-						o := b
-						o.Kind, o.Source = observe.KindCheck, "ssh"
-						o.Attrs = map[string]any{
-							"check": "ssh-password-auth", "name": "SSH password authentication offered",
-							"engine": "native", "extracted": methods,
-							"details":           "server offers " + strings.Join(methods, " and ") + " login",
-							"host_key_sha256":   auth.HostKeySHA256,
-							"host_key_type":     auth.HostKeyType,
-							"template_severity": "",
-						}
+					if o, ok := sshObservation(b, auth); ok {
 						add(o)
 					}
-					return nil
 				})
 			}
 		}
 	}
+
+	// Progress: native probes count one each; nuclei reports its probes.
+	var nativeDone, nucDone, nucTotal atomic.Int64
+	report := func() {
+		s.progress(Event{Location: loc.ID, Check: "checks",
+			Done:  int(nativeDone.Load() + nucDone.Load()),
+			Total: len(native) + int(nucTotal.Load())})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Concurrency + 1) // +1: the nuclei run holds one slot
 	if len(jobs) > 0 {
-		total += len(jobs)
 		g.Go(func() error {
-			results, err := nuc.Run(gctx, jobs, func(d, t int) { tick() })
+			results, err := nuc.Run(gctx, jobs, func(d, t int) {
+				nucDone.Store(int64(d))
+				nucTotal.Store(int64(t))
+				report()
+			})
 			if err != nil && gctx.Err() == nil {
-				fail("nuclei: " + err.Error())
+				fail("nuclei: %v", err)
 			}
 			for _, r := range results {
 				key := net.JoinHostPort(r.Host, fmt.Sprint(r.Port)) + "/" + r.Proto
@@ -496,6 +490,14 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 			return nil
 		})
 	}
+	for _, probe := range native {
+		g.Go(func() error {
+			probe(gctx)
+			nativeDone.Add(1)
+			report()
+			return nil
+		})
+	}
 	_ = g.Wait()
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Host != out[j].Host {
@@ -503,5 +505,35 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 		}
 		return out[i].Port < out[j].Port
 	})
+	sort.Strings(errs)
 	return out, errs
+}
+
+// sshObservation turns what the SSH probe learnt into a check observation,
+// if there is anything to report.
+func sshObservation(b observe.Observation, auth SSHAuth) (observe.Observation, bool) {
+	o := b
+	o.Kind, o.Source = observe.KindCheck, "ssh"
+	keys := map[string]any{"engine": "native", "host_key_sha256": auth.HostKeySHA256, "host_key_type": auth.HostKeyType}
+	switch {
+	case auth.NoAuth:
+		o.Attrs = map[string]any{"check": "ssh-no-auth", "name": "SSH login without any credential",
+			"details": "the server let an unknown user in without a password or key", "extracted": []string{auth.Banner}}
+	case auth.Password || auth.KeyboardInteractive:
+		var methods []string
+		if auth.Password {
+			methods = append(methods, "password")
+		}
+		if auth.KeyboardInteractive {
+			methods = append(methods, "keyboard-interactive")
+		}
+		o.Attrs = map[string]any{"check": "ssh-password-auth", "name": "SSH password authentication offered",
+			"details": "server offers " + strings.Join(methods, " and ") + " login", "extracted": methods}
+	default:
+		return o, false
+	}
+	for k, v := range keys {
+		o.Attrs[k] = v
+	}
+	return o, true
 }

@@ -17,8 +17,10 @@ type SSHAuth struct {
 	Banner              string
 	Password            bool
 	KeyboardInteractive bool
-	HostKeyType         string
-	HostKeySHA256       string
+	// NoAuth means the server let an unknown user in without any secret.
+	NoAuth        bool
+	HostKeyType   string
+	HostKeySHA256 string
 }
 
 var errProbeOnly = errors.New("vigil probe: no credentials are sent")
@@ -63,6 +65,7 @@ func ProbeSSHAuth(ctx context.Context, host string, port int, timeout time.Durat
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
 	if err == nil {
 		// The server let an unknown user in without any secret.
+		res.NoAuth = true
 		res.Banner = string(c.ServerVersion())
 		go ssh.DiscardRequests(reqs)
 		go func() {

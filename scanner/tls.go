@@ -394,7 +394,14 @@ func (p *TLSProbe) certFacts(attrs map[string]any, certs []*x509.Certificate, se
 	if verr != nil {
 		attrs["cert_verify_error"] = verr.Error()
 	}
-	attrs["cert_hostname_mismatch"] = leaf.VerifyHostname(serverName) != nil
+	// Scanned by address with no host name known, a certificate that names
+	// only DNS names cannot be judged: nearly every certificate would
+	// "mismatch" its server's IP. It can only be judged when it lists IPs.
+	mismatch := leaf.VerifyHostname(serverName) != nil
+	if net.ParseIP(serverName) != nil && len(leaf.IPAddresses) == 0 {
+		mismatch = false
+	}
+	attrs["cert_hostname_mismatch"] = mismatch
 
 	keyType, bits := tlsKeyFacts(leaf)
 	attrs["cert_key_type"] = keyType

@@ -298,6 +298,11 @@ func TestTLSProbeCertificates(t *testing.T) {
 			want:       tlsMerge(tlsClean, map[string]any{"server_name": "portal.clinic.test"}),
 		},
 		{
+			name: "scanned by IP, certificate names only DNS names: not judged",
+			leaf: tlsMakeCert(t, valid(tlsCertSpec{cn: "portal", dns: []string{"portal.clinic.test"}}), ca),
+			want: tlsClean,
+		},
+		{
 			name: "IP not in certificate",
 			leaf: tlsMakeCert(t, valid(tlsCertSpec{cn: "other-ip", ips: []net.IP{net.IPv4(127, 0, 0, 2)}}), ca),
 			want: tlsMerge(tlsClean, map[string]any{"cert_hostname_mismatch": true}),

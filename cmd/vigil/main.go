@@ -86,7 +86,8 @@ func signalContext(stderr io.Writer) (context.Context, func()) {
 		fmt.Fprintf(stderr, "\nvigil: %v: stopping, keeping what finished (press Ctrl-C again to quit at once)\n", s)
 		cancel(fmt.Errorf("interrupted by %v", s))
 		if _, ok := <-ch; ok {
-			os.Exit(130)
+			fmt.Fprintln(stderr, "vigil: second interrupt: quitting now; the scan stays unfinished in the store")
+			os.Exit(exitError)
 		}
 	}()
 	return ctx, func() { signal.Stop(ch); close(ch); cancel(nil) }

@@ -80,6 +80,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"scan", "--config", cfg, "--fail-on", "scary"},
 		{"scan", "--config", cfg, "--location", "nowhere"},
 		{"scan", "--config", cfg, "--baseline", filepath.Join(t.TempDir(), "missing.json")},
+		{"scan", "--config", cfg, "--vantage", "gust"},
+		{"scan", "--config", cfg, "--output", "/nonexistent-dir/out.json"},
 		{"frobnicate"},
 	}
 	for _, args := range cases {

@@ -80,6 +80,18 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("--location: %v", err)
 	}
+	if *vantage != "" {
+		for _, l := range locations {
+			if _, ok := l.Segment(*vantage); !ok {
+				return fail("--vantage %q: location %q has no such segment (use --location to pick locations that have it)", *vantage, l.ID)
+			}
+		}
+	}
+	if *output != "" {
+		if err := checkWritable(*output); err != nil {
+			return fail("--output: %v", err)
+		}
+	}
 	engine, err := rules.Load(rules.Options{Dirs: cfg.Rules.Dirs, Disable: cfg.Rules.Disable})
 	if err != nil {
 		return fail("rules:\n%v", err)
@@ -127,15 +139,19 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		summarize(stderr, res, st.Path())
 	}
+	// Errors are printed even with --quiet: they change what the exit code means.
+	for _, e := range res.Scan.Errors {
+		fmt.Fprintf(stderr, "vigil scan: error: %s\n", e)
+	}
 	switch {
 	case res.Interrupted:
 		fmt.Fprintf(stderr, "vigil scan: interrupted: scan %s is stored as incomplete (it resolves no earlier finding)\n", res.Scan.ID)
 		return exitError
-	case !res.Scan.Complete:
-		fmt.Fprintf(stderr, "vigil scan: scan %s is incomplete (%d check(s) failed, listed above); its findings are reported but it resolves nothing\n", res.Scan.ID, len(res.Scan.Errors))
-		return exitError
 	case reports.FailCount(result, threshold) > 0:
 		return exitFindings
+	case !res.Scan.Complete:
+		fmt.Fprintf(stderr, "vigil scan: scan %s is incomplete (%d check(s) failed); its findings are reported but it resolves nothing\n", res.Scan.ID, len(res.Scan.Errors))
+		return exitError
 	}
 	return exitOK
 }
@@ -226,9 +242,17 @@ func summarize(w io.Writer, res *scanrun.Result, dbPath string) {
 	fmt.Fprintf(w, "scan %s %s: %d location(s), %d host(s) up, %d observation(s), %d finding(s) (%s), %d resolved since last scan, in %s; stored in %s\n",
 		res.Scan.ID, state, len(res.Scan.Locations), res.Hosts, res.Observations, len(res.Findings), counts, len(res.Resolved),
 		res.Scan.FinishedAt.Sub(res.Scan.StartedAt).Round(time.Second), dbPath)
-	for _, e := range res.Scan.Errors {
-		fmt.Fprintf(w, "  error: %s\n", e)
+}
+
+// checkWritable fails early when the report could not be written at the
+// end of a long scan.
+func checkWritable(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".vigil-write-test-*")
+	if err != nil {
+		return fmt.Errorf("cannot write next to %s: %w", path, err)
 	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 func printPlan(w io.Writer, sc *scanner.Scanner, locs []*config.Location) int {
