@@ -83,6 +83,20 @@ type scanOutput struct {
 	} `json:"scan"`
 	Findings []finding      `json:"findings"`
 	Summary  map[string]int `json:"summary"`
+	Matrix   []struct {
+		Location string   `json:"location"`
+		Segments []string `json:"segments"`
+		Vantages []string `json:"vantages"`
+		Cells    []struct {
+			From    string `json:"from"`
+			To      string `json:"to"`
+			Status  string `json:"status"`
+			Reached []struct {
+				Host string `json:"host"`
+				Port int    `json:"port"`
+			} `json:"reached"`
+		} `json:"cells"`
+	} `json:"matrix"`
 }
 
 type finding struct {
@@ -429,4 +443,43 @@ func diffFindings(a, b *scanOutput) string {
 		}
 	}
 	return s.String()
+}
+
+// The lab has no flow policy and its guest segment reaches the servers: the
+// matrix must say so with the services as evidence, and must call the
+// direction nobody probed from "not-assessed", never compliant.
+func TestLabMatrix(t *testing.T) {
+	setup(t)
+	res := firstScan(t)
+	if len(res.Matrix) != 1 || res.Matrix[0].Location != "lab" {
+		t.Fatalf("matrix = %+v, want one for location lab", res.Matrix)
+	}
+	m := res.Matrix[0]
+	if !slices.Equal(m.Vantages, []string{"guest"}) {
+		t.Errorf("vantages = %v, want [guest]", m.Vantages)
+	}
+	status := map[string]string{}
+	reached := map[string]int{}
+	for _, c := range m.Cells {
+		status[c.From+"->"+c.To] = c.Status
+		reached[c.From+"->"+c.To] = len(c.Reached)
+	}
+	if status["guest->servers"] != "reachable-against-policy" || reached["guest->servers"] < 10 {
+		t.Errorf("guest->servers: %q with %d services reached; want reachable-against-policy with every lab service", status["guest->servers"], reached["guest->servers"])
+	}
+	if status["servers->guest"] != "not-assessed" {
+		t.Errorf("servers->guest: %q, want not-assessed (no vantage in servers)", status["servers->guest"])
+	}
+	var flat *finding
+	for i := range res.Findings {
+		if res.Findings[i].Target == "guest->servers" {
+			flat = &res.Findings[i]
+		}
+	}
+	if flat == nil || flat.Category != "flat-network" || flat.Severity != "critical" || !hasHIPAA(flat.Controls) {
+		t.Fatalf("want a critical flat-network finding guest->servers with HIPAA controls, got %+v", flat)
+	}
+	if ev, _ := flat.Evidence["reachable_against_policy"].([]any); len(ev) < 10 {
+		t.Errorf("the finding's evidence lists %d services, want the lab's services", len(ev))
+	}
 }

@@ -174,3 +174,49 @@ type Scan struct {
 	// Errors lists checks that could not run, one line each.
 	Errors []string `json:"errors,omitempty"`
 }
+
+// CellStatus is the verdict on one (from, to) pair of a location's
+// segments.
+type CellStatus string
+
+// Reachability verdicts. A pair nobody probed is NotAssessed, never
+// compliant.
+const (
+	CellAllowed     CellStatus = "allowed"                  // reachable, and the policy allows it
+	CellBlocked     CellStatus = "blocked-as-intended"      // probed; nothing outside the policy answered
+	CellViolation   CellStatus = "reachable-against-policy" // something the policy does not allow answered
+	CellNotAssessed CellStatus = "not-assessed"             // no vantage in the from segment this scan
+)
+
+// Reach is one service that answered across segments.
+type Reach struct {
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	Proto   string `json:"proto"`
+	Service string `json:"service,omitempty"`
+	// Allowed is true when the policy allows this flow.
+	Allowed bool `json:"allowed"`
+}
+
+// MatrixCell is the verdict for traffic from one segment to another, with
+// the services that prove it.
+type MatrixCell struct {
+	From   string     `json:"from"`
+	To     string     `json:"to"`
+	Status CellStatus `json:"status"`
+	// AllowedPorts are the ports the policy allows from From to To
+	// (empty: none; ["*"]-like "any" is AllowsAny).
+	AllowedPorts []int   `json:"allowed_ports,omitempty"`
+	AllowsAny    bool    `json:"allows_any,omitempty"`
+	Reached      []Reach `json:"reached,omitempty"`
+}
+
+// Matrix is one location's segments × segments reachability, as the scan
+// saw it from its vantage points.
+type Matrix struct {
+	Location string   `json:"location"`
+	Segments []string `json:"segments"`
+	// Vantages are the segments probed from in this scan.
+	Vantages []string     `json:"vantages"`
+	Cells    []MatrixCell `json:"cells"`
+}

@@ -19,6 +19,8 @@ type jsonDoc struct {
 	Scan     observe.Scan  `json:"scan"`
 	Findings []jsonFinding `json:"findings"`
 	Summary  jsonSummary   `json:"summary"`
+	// Matrix is the reachability matrix per location (docs/output.md).
+	Matrix []observe.Matrix `json:"matrix,omitempty"`
 }
 
 // jsonFinding is a finding plus the baseline mark, which is left out when
@@ -50,6 +52,7 @@ func (JSONWriter) Write(w io.Writer, r ScanResult) error {
 		}
 		doc.Findings = append(doc.Findings, jf)
 	}
+	doc.Matrix = r.Matrices
 	s := Summary(r.Findings)
 	doc.Summary = jsonSummary{
 		Critical: s[observe.Critical],

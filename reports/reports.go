@@ -28,6 +28,9 @@ type ScanResult struct {
 	// no baseline was given; an empty, non-nil map means a baseline was given
 	// and nothing is new. MarkNew builds it.
 	New map[string]bool
+	// Matrices are the per-location reachability matrices (segments ×
+	// segments); nil when the scan produced none.
+	Matrices []observe.Matrix
 }
 
 // Writer renders a ScanResult in one output format.

@@ -341,3 +341,27 @@ func TestTextWriter(t *testing.T) {
 		t.Errorf("baseline text does not mark new findings:\n%s", base)
 	}
 }
+
+func TestMatrixInJSONAndText(t *testing.T) {
+	m := observe.Matrix{Location: "downtown", Segments: []string{"guest", "clinical"}, Vantages: []string{"guest"},
+		Cells: []observe.MatrixCell{
+			{From: "guest", To: "clinical", Status: observe.CellViolation, Reached: []observe.Reach{{Host: "10.0.2.5", Port: 3389, Proto: "tcp", Service: "ms-wbt-server"}}},
+			{From: "clinical", To: "guest", Status: observe.CellNotAssessed},
+		}}
+	r := ScanResult{Scan: observe.Scan{ID: "s1", Locations: []string{"downtown"}, Complete: true}, Matrices: []observe.Matrix{m}}
+	var jb, tb bytes.Buffer
+	if err := (JSONWriter{}).Write(&jb, r); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(jb.Bytes(), []byte(`"status": "reachable-against-policy"`)) || !bytes.Contains(jb.Bytes(), []byte(`"matrix"`)) {
+		t.Errorf("JSON lacks the matrix:\n%s", jb.String())
+	}
+	if err := (TextWriter{}).Write(&tb, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Reachability at downtown", "OPEN!", "n/a"} {
+		if !bytes.Contains(tb.Bytes(), []byte(want)) {
+			t.Errorf("text lacks %q:\n%s", want, tb.String())
+		}
+	}
+}

@@ -33,6 +33,9 @@ func (TextWriter) Write(w io.Writer, r ScanResult) error {
 		}
 		b.WriteString("\n" + textFooter(r) + "\n")
 	}
+	for _, m := range r.Matrices {
+		textMatrix(&b, m)
+	}
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("write text: %w", err)
 	}
@@ -142,4 +145,45 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// matrixMark is the short label of a cell: text, not colour, so it reads
+// in a terminal, a CI log and on paper.
+var matrixMark = map[observe.CellStatus]string{
+	observe.CellAllowed:     "allowed",
+	observe.CellBlocked:     "blocked",
+	observe.CellViolation:   "OPEN!",
+	observe.CellNotAssessed: "n/a",
+}
+
+// textMatrix prints a location's reachability matrix: rows are where
+// traffic comes from, columns where it goes.
+func textMatrix(b *bytes.Buffer, m observe.Matrix) {
+	if len(m.Segments) < 2 {
+		return
+	}
+	fmt.Fprintf(b, "\nReachability at %s (row reaches column; probed from: %s)\n", m.Location, orDash(strings.Join(m.Vantages, ", ")))
+	cell := map[[2]string]observe.MatrixCell{}
+	for _, c := range m.Cells {
+		cell[[2]string{c.From, c.To}] = c
+	}
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "  from \\ to")
+	for _, to := range m.Segments {
+		fmt.Fprintf(tw, "\t%s", to)
+	}
+	fmt.Fprintln(tw)
+	for _, from := range m.Segments {
+		fmt.Fprintf(tw, "  %s", from)
+		for _, to := range m.Segments {
+			mark := "-"
+			if from != to {
+				mark = matrixMark[cell[[2]string{from, to}].Status]
+			}
+			fmt.Fprintf(tw, "\t%s", mark)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	b.WriteString("  OPEN! = reachable against policy, blocked = probed and nothing outside the policy answered, n/a = not assessed (no vantage in that segment)\n")
 }

@@ -117,7 +117,7 @@ func (e *Engine) Evaluate(obs []observe.Observation, now time.Time) []observe.Fi
 	for _, o := range obs {
 		act := Activation(o)
 		for _, r := range e.rules {
-			if !truthy(r.match, act) {
+			if r.match == nil || !truthy(r.match, act) {
 				continue
 			}
 			sev := r.Severity

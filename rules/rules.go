@@ -31,6 +31,9 @@ type Rule struct {
 	observe.RuleMeta `yaml:",inline"`
 	// Match is the CEL expression over `obs` that selects observations.
 	Match string `yaml:"match"`
+	// Native names a Go evaluator (e.g. "segmentation") for judgements
+	// over many observations at once; such a rule has no match.
+	Native string `yaml:"native"`
 	// Escalate raises the severity when a further condition holds
 	// (e.g. the service is on an internet-facing address).
 	Escalate []Escalation `yaml:"escalate"`
@@ -215,13 +218,20 @@ func (e *Engine) compile(r *Rule, n *yaml.Node) error {
 		return fail("remediation", "remediation is required: tell the reader what to do")
 	case len(r.Controls) == 0:
 		return fail("controls", "cite at least one control (e.g. hipaa:164.312(e)(1))")
-	case strings.TrimSpace(r.Match) == "":
+	case r.Native != "" && r.Native != NativeSegmentation:
+		return fail("native", "unknown native evaluator %q (known: %s)", r.Native, NativeSegmentation)
+	case r.Native == "" && strings.TrimSpace(r.Match) == "":
 		return fail("match", "match expression is required")
+	case r.Native != "" && r.Match != "":
+		return fail("match", "a native rule has no match expression")
 	}
 	for _, c := range r.Controls {
 		if _, ok := e.catalog.byID[c]; !ok {
 			return fail("controls", "unknown control %q: not in the control catalog", c)
 		}
+	}
+	if r.Native != "" {
+		return nil
 	}
 	prg, err := e.program(r.Match)
 	if err != nil {

@@ -55,6 +55,8 @@ type Result struct {
 	Observations int
 	// Hosts counts hosts found up.
 	Hosts int
+	// Matrices are the reachability matrices, one per scanned location.
+	Matrices []observe.Matrix
 	// Notes are planning notes worth telling the user.
 	Notes []string
 	// Interrupted is true when ctx was cancelled before the end.
@@ -145,10 +147,29 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	scan.FinishedAt = now().UTC()
 	scan.Complete = len(scan.Errors) == 0 && !res.Interrupted
 	findings := r.Rules.Evaluate(all, scan.FinishedAt)
+	for _, l := range locs {
+		m, fs := r.Rules.Segmentation(PolicyOf(l), all, scan.FinishedAt)
+		res.Matrices = append(res.Matrices, m)
+		findings = append(findings, fs...)
+	}
 	current, resolved, err := r.Store.FinishScan(storeCtx, scan, findings)
 	if err != nil {
 		return nil, err
 	}
 	res.Scan, res.Findings, res.Resolved, res.Observations = scan, current, resolved, len(all)
 	return res, nil
+}
+
+// PolicyOf describes a location's segments and allowed flows for the
+// segmentation judgement.
+func PolicyOf(l *config.Location) rules.SegmentPolicy {
+	p := rules.SegmentPolicy{Location: l.ID, Roles: map[string]string{}}
+	for _, s := range l.Segments {
+		p.Segments = append(p.Segments, s.Name)
+		p.Roles[s.Name] = s.Role
+	}
+	for _, f := range l.Policy {
+		p.Allow = append(p.Allow, rules.AllowedFlow{From: f.From, To: f.To, Ports: f.Ports})
+	}
+	return p
 }

@@ -132,7 +132,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, n := range res.Notes {
 		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
-	result := reports.ScanResult{Scan: res.Scan, Findings: res.Findings, Rules: ruleMetas(engine, res.Findings), New: reports.MarkNew(res.Findings, base)}
+	result := reports.ScanResult{Scan: res.Scan, Findings: res.Findings, Rules: ruleMetas(engine, res.Findings), New: reports.MarkNew(res.Findings, base), Matrices: res.Matrices}
 	if err := writeReport(writer, result, *output, stdout); err != nil {
 		return fail("%v", err)
 	}
