@@ -24,7 +24,7 @@ func TestSegmentation(t *testing.T) {
 		Allow:    []AllowedFlow{{From: "front-desk", To: "clinical", Ports: []int{443}}},
 	}
 	obs := []observe.Observation{
-		svcObs("front-desk", "clinical", "10.0.2.5", 443, "https"),         // allowed
+		svcObs("front-desk", "clinical", "10.0.2.5", 443, "https"),          // allowed
 		svcObs("front-desk", "clinical", "10.0.2.5", 3389, "ms-wbt-server"), // hole
 		svcObs("front-desk", "front-desk", "10.0.1.7", 445, "microsoft-ds"), // same segment: not judged
 		{Kind: observe.KindHost, Location: "a", Vantage: "guest", Segment: "guest", Host: "10.0.9.1"},
