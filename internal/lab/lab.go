@@ -56,6 +56,12 @@ type Options struct {
 	// DaemonTimeout bounds how long one daemon may take to listen;
 	// default 20s.
 	DaemonTimeout time.Duration
+	// RouterRules is an nftables ruleset (`nft -f` syntax) loaded into the
+	// router namespace, and only there, once every daemon has been checked
+	// reachable from the scanner (so a restrictive ruleset cannot fail
+	// Start). Empty means no rules: the router forwards everything. See
+	// (*Lab).SetRouterRules, which also replaces it later.
+	RouterRules string
 }
 
 // Host is one daemon host of the lab's servers segment.
@@ -85,6 +91,7 @@ type Lab struct {
 	mu         sync.Mutex
 	namespaces []string // created, in order
 	daemons    []*daemon
+	ruleGen    int // router ruleset files written, for unique names
 
 	closeOnce sync.Once
 	closeErr  error
@@ -174,8 +181,45 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 		fmt.Fprintln(l.progress, "failed")
 		return l, err
 	}
-	fmt.Fprintf(l.progress, "ok\nlab up in %.1fs (dir %s)\n", time.Since(start).Seconds(), l.dir)
+	fmt.Fprintln(l.progress, "ok")
+	if opts.RouterRules != "" {
+		fmt.Fprintf(l.progress, "loading nftables rules into the router %s ... ", l.router)
+		if err = l.SetRouterRules(ctx, opts.RouterRules); err != nil {
+			fmt.Fprintln(l.progress, "failed")
+			return l, err
+		}
+		fmt.Fprintln(l.progress, "ok")
+	}
+	fmt.Fprintf(l.progress, "lab up in %.1fs (dir %s)\n", time.Since(start).Seconds(), l.dir)
 	return l, nil
+}
+
+// RouterNamespace returns the name of the router namespace, which holds
+// both bridges and forwards between the segments.
+func (l *Lab) RouterNamespace() string { return l.router }
+
+// SetRouterRules replaces the router namespace's whole nftables ruleset
+// with rules (`nft -f` syntax), atomically: the file loaded is
+// "flush ruleset" followed by rules, as one transaction, so a bad ruleset
+// leaves the previous one in place. Empty rules removes every rule, so the
+// router forwards everything again. It runs `nft -f` inside the router
+// namespace only; the host's own firewall is never touched.
+func (l *Lab) SetRouterRules(ctx context.Context, rules string) error {
+	nft, err := lookTool("nft")
+	if err != nil {
+		return fmt.Errorf("router rules need nft (Debian package nftables): %w", err)
+	}
+	l.mu.Lock()
+	l.ruleGen++
+	path := filepath.Join(l.dir, fmt.Sprintf("router-%d.nft", l.ruleGen))
+	l.mu.Unlock()
+	if err := writeFile(path, "flush ruleset\n"+rules+"\n", 0o644); err != nil {
+		return err
+	}
+	if _, err := execIn(ctx, l.router, nft, "-f", path); err != nil {
+		return fmt.Errorf("loading router rules %s: %w", path, err)
+	}
+	return nil
 }
 
 func (l *Lab) prefix() string        { return NamePrefix + l.id + "-" }
