@@ -78,7 +78,7 @@ func TestSegmentation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	l, err := lab.Start(ctx, lab.Options{Progress: &logWriter{t: t}, RouterRules: routerRules()})
+	l, err := lab.Start(ctx, lab.Options{Progress: lab.LogWriter(t), RouterRules: routerRules()})
 	if err != nil {
 		t.Fatalf("starting lab: %v", err)
 	}
@@ -215,22 +215,4 @@ func segScan(t *testing.T, l *lab.Lab, vigil, cfg, out string) *scanOutput {
 		t.Logf("scan reports complete=%v errors=%q", res.Scan.Complete != nil && *res.Scan.Complete, res.Scan.Errors)
 	}
 	return &res
-}
-
-// logWriter sends lab progress to the test log, one t.Log per line.
-type logWriter struct {
-	t   *testing.T
-	buf []byte
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.t.Log(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
 }

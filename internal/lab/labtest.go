@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -37,6 +38,10 @@ func StartT(t testing.TB) *Lab {
 	})
 	return l
 }
+
+// LogWriter returns a writer for Options.Progress that sends the lab's
+// progress to the test log, one t.Log per line.
+func LogWriter(t testing.TB) io.Writer { return &testWriter{t: t} }
 
 // testWriter sends lab progress to the test log, one t.Log per line.
 type testWriter struct {
