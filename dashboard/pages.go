@@ -3,7 +3,6 @@ package dashboard
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -43,17 +42,8 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"value": func(v any) string { // evidence values: strings as is, the rest as JSON
-		if s, ok := v.(string); ok {
-			return s
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return string(b)
-	},
-	"join": strings.Join,
+	"value": observe.EvidenceString, // evidence values: strings as is, the rest as JSON
+	"join":  strings.Join,
 	// has reports whether the query selects v for key, to keep a filter
 	// form's choices selected.
 	"has": func(q url.Values, key, v string) bool {

@@ -7,6 +7,8 @@ package observe
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -219,4 +221,17 @@ type Matrix struct {
 	// Vantages are the segments probed from in this scan.
 	Vantages []string     `json:"vantages"`
 	Cells    []MatrixCell `json:"cells"`
+}
+
+// EvidenceString renders one evidence value for people: a string as it is,
+// anything else as JSON. Reports and the dashboard show evidence the same way.
+func EvidenceString(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }

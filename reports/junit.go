@@ -1,7 +1,6 @@
 package reports
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -170,25 +169,13 @@ func junitBody(f observe.Finding, fresh map[string]bool) string {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "  %s: %s\n", k, evidenceValue(f.Evidence[k]))
+		fmt.Fprintf(&b, "  %s: %s\n", k, observe.EvidenceString(f.Evidence[k]))
 	}
 	if f.Remediation != "" {
 		fmt.Fprintf(&b, "\nRemediation: %s\n", f.Remediation)
 	}
 	fmt.Fprintf(&b, "\nControls: %s\n", controlsText(f.Controls))
 	return b.String()
-}
-
-// evidenceValue prints a string as it is and anything else as JSON.
-func evidenceValue(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 // xmlText replaces the characters XML 1.0 cannot hold (NUL and most other

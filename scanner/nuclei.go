@@ -158,7 +158,7 @@ var nucleiServiceTags = map[string]string{
 func NucleiJobFor(host string, port int, proto, service, tunnel string) (NucleiJob, bool) {
 	job := NucleiJob{Target: net.JoinHostPort(host, strconv.Itoa(port))}
 	proto, service = strings.ToLower(proto), strings.ToLower(service)
-	if proto == "tcp" && (tunnel == "ssl" || service == "https" || service == "ssl") {
+	if proto == "tcp" && SpeaksTLS(service, tunnel) {
 		job.TLS = true
 		job.Tags = append(job.Tags, "tls")
 	}

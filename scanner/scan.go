@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -110,8 +111,11 @@ type Plan struct {
 	Targets []string
 	Job     NmapJob
 	// Notes explains decisions a user may want to know about
-	// (UDP skipped without privileges, no vantage detected).
+	// (UDP skipped without privileges).
 	Notes []string
+	// VantageMissing is true when the location has vantage points and this
+	// sensor is at none of them: exposure cannot be judged.
+	VantageMissing bool
 }
 
 // PlanLocation works out targets, ports and vantage for one location.
@@ -142,9 +146,7 @@ func (s *Scanner) PlanLocation(loc *config.Location) (Plan, error) {
 		udp = nil
 	}
 	p.Vantage = s.vantage(loc)
-	if p.Vantage == nil && len(loc.Vantage) > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("this sensor is not at any vantage point of %q (none of its source addresses is local); findings are judged without a vantage", loc.ID))
-	}
+	p.VantageMissing = p.Vantage == nil && len(loc.Vantage) > 0
 	p.Job = NmapJob{
 		Targets:     p.Targets,
 		TCPPorts:    ports,
@@ -179,9 +181,11 @@ func (s *Scanner) tcpPorts(spec string) ([]int, error) {
 	return top, nil
 }
 
-// nmapServicesPath finds nmap-services next to the binary's data directory.
+// nmapServicesPath finds nmap-services in the data directory of the nmap
+// binary in use (PREFIX/bin/nmap → PREFIX/share/nmap), then the usual places.
 func nmapServicesPath(bin string) string {
-	for _, p := range []string{"/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services", "/opt/homebrew/share/nmap/nmap-services"} {
+	own := filepath.Join(filepath.Dir(filepath.Dir(bin)), "share", "nmap", "nmap-services")
+	for _, p := range []string{own, "/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services", "/opt/homebrew/share/nmap/nmap-services"} {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
@@ -268,7 +272,7 @@ func (s *Scanner) ScanLocation(ctx context.Context, loc *config.Location) Locati
 		return res
 	}
 	res.Notes = plan.Notes
-	if plan.Vantage == nil && len(loc.Vantage) > 0 {
+	if plan.VantageMissing {
 		// Exposure findings depend on where the probes come from: judged
 		// from nowhere, they would all look resolved.
 		res.Errors = append(res.Errors, fmt.Sprintf("location %s: this sensor is at none of the location's vantage points, so exposure cannot be judged (run it from a vantage source address, or pass --vantage SEGMENT)", loc.ID))
@@ -376,6 +380,12 @@ func (s *Scanner) progress(e Event) {
 // tlsServices are nmap service names that speak TLS from the first byte.
 var tlsServices = []string{"https", "ssl", "imaps", "pop3s", "smtps", "ldaps", "ftps", "secure-mqtt", "https-alt"}
 
+// SpeaksTLS reports whether a port nmap reported speaks TLS from its first
+// byte: nmap saw a TLS tunnel, or the service is TLS by definition.
+func SpeaksTLS(service, tunnel string) bool {
+	return tunnel == "ssl" || slices.Contains(tlsServices, strings.ToLower(service))
+}
+
 // followUp runs the checks that need to know what nmap found. A probe that
 // fails on a port nmap saw open is an error: the scan then resolves
 // nothing, since "not seen" would only mean "not looked at".
@@ -417,7 +427,7 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 			if p.Proto != "tcp" {
 				continue
 			}
-			if tunnel == "ssl" || slices.Contains(tlsServices, svc) {
+			if SpeaksTLS(svc, tunnel) {
 				native = append(native, func(ctx context.Context) {
 					attrs, err := s.tls.Probe(ctx, f.Addr, p.Port, "")
 					switch {

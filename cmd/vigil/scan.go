@@ -269,6 +269,9 @@ func printPlan(w io.Writer, sc *scanner.Scanner, locs []*config.Location) int {
 		}
 		fmt.Fprintf(w, "\nlocation %s (%s)\n  targets: %s\n  vantage: %s\n  tcp ports: %d, udp ports: %d\n  nmap %s\n",
 			l.ID, l.Name, strings.Join(p.Targets, " "), v, len(p.Job.TCPPorts), len(p.Job.UDPPorts), strings.Join(sc.Nmap().Args(p.Job), " "))
+		if p.VantageMissing {
+			fmt.Fprintf(w, "  note: this sensor is at none of %q's vantage points (none of their source addresses is local): a scan from here would be incomplete; pass --vantage SEGMENT if it is in fact inside one\n", l.ID)
+		}
 		for _, n := range p.Notes {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}
