@@ -85,9 +85,17 @@ type Vantage struct {
 
 // Flow is one allowed flow between two segments of a location.
 type Flow struct {
-	From  string `yaml:"from"`
+	From string `yaml:"from"`
+	// To is a segment of the same location, or LOCATION/SEGMENT for a flow
+	// to another location (over a site-to-site link).
 	To    string `yaml:"to"`
 	Ports []int  `yaml:"ports"`
+}
+
+// Remote splits a cross-location To ("uptown/servers") into location and
+// segment; ok is false for a segment of the same location.
+func (f Flow) Remote() (location, segment string, ok bool) {
+	return strings.Cut(f.To, "/")
 }
 
 // IdentitySource is one place accounts come from. Secrets are only ever
@@ -152,7 +160,20 @@ type ScanSettings struct {
 	AllowLargeRanges bool `yaml:"allow_large_ranges"`
 	// ExpiryWarnDays is how close to expiry a certificate is reported.
 	ExpiryWarnDays int `yaml:"expiry_warn_days"`
+	// ReachBudget bounds the host:port probes the segmentation test sends
+	// from one vantage point to one other segment.
+	ReachBudget int `yaml:"reach_budget"`
+	// CrossLocation is "probe" (default): each vantage point also probes
+	// the segments of the other locations, to find flat WAN links; or
+	// "skip".
+	CrossLocation string `yaml:"cross_location"`
 }
+
+// CrossLocation settings.
+const (
+	CrossLocationProbe = "probe"
+	CrossLocationSkip  = "skip"
+)
 
 // RuleSettings adds user rule directories to the embedded rule pack.
 type RuleSettings struct {
@@ -184,6 +205,7 @@ const (
 	DefaultUDPPorts       = "161"
 	DefaultPorts          = "top-100"
 	DefaultExpiryWarnDays = 30
+	DefaultReachBudget    = 1024
 )
 
 // Error is one problem in a configuration file, with its position.
@@ -294,6 +316,12 @@ func (c *Config) applyDefaults() {
 	}
 	if s.ExpiryWarnDays == 0 {
 		s.ExpiryWarnDays = DefaultExpiryWarnDays
+	}
+	if s.ReachBudget == 0 {
+		s.ReachBudget = DefaultReachBudget
+	}
+	if s.CrossLocation == "" {
+		s.CrossLocation = CrossLocationProbe
 	}
 	for i := range c.Locations {
 		if c.Locations[i].Ports == "" {

@@ -157,7 +157,18 @@ func (v *validator) location(c *Config, i int, ids map[string]int) {
 		if _, ok := l.Segment(f.From); !ok {
 			v.fail(fp+".from", "unknown segment %q in location %q", f.From, l.ID)
 		}
-		if _, ok := l.Segment(f.To); !ok {
+		if rl, rs, remote := f.Remote(); remote {
+			switch other, ok := c.Location(rl); {
+			case !ok:
+				v.fail(fp+".to", "%q names unknown location %q (write LOCATION/SEGMENT for a flow to another location)", f.To, rl)
+			case rl == l.ID:
+				v.fail(fp+".to", "%q is this location: write the segment name alone", f.To)
+			default:
+				if _, ok := other.Segment(rs); !ok {
+					v.fail(fp+".to", "unknown segment %q in location %q", rs, rl)
+				}
+			}
+		} else if _, ok := l.Segment(f.To); !ok {
 			v.fail(fp+".to", "unknown segment %q in location %q", f.To, l.ID)
 		}
 		for k, port := range f.Ports {
@@ -225,6 +236,12 @@ func (v *validator) scan(s *ScanSettings) {
 	}
 	if s.ExpiryWarnDays < 0 {
 		v.fail("scan.expiry_warn_days", "must not be negative")
+	}
+	if s.ReachBudget < 0 || s.ReachBudget > 65536 {
+		v.fail("scan.reach_budget", "%d is out of range 1-65536 (host:port probes per pair of segments)", s.ReachBudget)
+	}
+	if s.CrossLocation != "" && s.CrossLocation != CrossLocationProbe && s.CrossLocation != CrossLocationSkip {
+		v.fail("scan.cross_location", "unknown value %q: use probe or skip", s.CrossLocation)
 	}
 	for i, f := range s.CAFiles {
 		v.mustExist(fmt.Sprintf("scan.ca_files[%d]", i), f, false)

@@ -23,6 +23,8 @@ const (
 	KindService Kind = "service" // an open port and what runs there
 	KindTLS     Kind = "tls"     // what a TLS handshake showed
 	KindCheck   Kind = "check"   // a check (nuclei template, native probe) matched
+	KindSSH     Kind = "ssh"     // what an SSH server said about itself (host key, login methods)
+	KindReach   Kind = "reach"   // one probe of the segmentation test: host:port and its state, from a vantage
 )
 
 // Observation is one fact seen at one place and time: "10.1.2.5:3389 open,
@@ -142,6 +144,10 @@ type Finding struct {
 	FirstSeen   time.Time      `json:"first_seen"`
 	LastSeen    time.Time      `json:"last_seen"`
 	Status      Status         `json:"status"`
+	// Vantage is the segment the finding was seen from ("" when where the
+	// probes came from does not matter). Only a scan from that vantage
+	// point can resolve it.
+	Vantage string `json:"vantage,omitempty"`
 }
 
 // FindingID is the stable id of a finding: a hash of rule, location and
@@ -175,6 +181,10 @@ type Scan struct {
 	Complete bool `json:"complete"`
 	// Errors lists checks that could not run, one line each.
 	Errors []string `json:"errors,omitempty"`
+	// Vantages maps each location to the segments this scan probed from;
+	// a complete scan resolves only findings seen from one of them (or
+	// from nowhere in particular).
+	Vantages map[string][]string `json:"vantages,omitempty"`
 }
 
 // CellStatus is the verdict on one (from, to) pair of a location's
@@ -211,6 +221,16 @@ type MatrixCell struct {
 	AllowedPorts []int   `json:"allowed_ports,omitempty"`
 	AllowsAny    bool    `json:"allows_any,omitempty"`
 	Reached      []Reach `json:"reached,omitempty"`
+	// Probes counts the segmentation test's host:port probes from From to
+	// To (HostsProbed sampled hosts), by the state they found.
+	Probes      int `json:"probes,omitempty"`
+	HostsProbed int `json:"hosts_probed,omitempty"`
+	Open        int `json:"open,omitempty"`
+	Closed      int `json:"closed,omitempty"`
+	Filtered    int `json:"filtered,omitempty"`
+	// Inferred explains a verdict reached without a vantage point in From:
+	// a shared broadcast domain or a multi-homed host joins the segments.
+	Inferred []string `json:"inferred,omitempty"`
 }
 
 // Matrix is one location's segments × segments reachability, as the scan
@@ -221,6 +241,10 @@ type Matrix struct {
 	// Vantages are the segments probed from in this scan.
 	Vantages []string     `json:"vantages"`
 	Cells    []MatrixCell `json:"cells"`
+	// Remote are cells from this location's segments to other locations'
+	// segments (To is LOCATION/SEGMENT): a site-to-site link without ACLs
+	// shows here.
+	Remote []MatrixCell `json:"remote,omitempty"`
 }
 
 // EvidenceString renders one evidence value for people: a string as it is,

@@ -218,8 +218,8 @@ func (e *Engine) compile(r *Rule, n *yaml.Node) error {
 		return fail("remediation", "remediation is required: tell the reader what to do")
 	case len(r.Controls) == 0:
 		return fail("controls", "cite at least one control (e.g. hipaa:164.312(e)(1))")
-	case r.Native != "" && r.Native != NativeSegmentation:
-		return fail("native", "unknown native evaluator %q (known: %s)", r.Native, NativeSegmentation)
+	case r.Native != "" && !slices.Contains(NativeEvaluators, r.Native):
+		return fail("native", "unknown native evaluator %q (known: %s)", r.Native, strings.Join(NativeEvaluators, ", "))
 	case r.Native == "" && strings.TrimSpace(r.Match) == "":
 		return fail("match", "match expression is required")
 	case r.Native != "" && r.Match != "":

@@ -98,6 +98,11 @@ type NmapJob struct {
 	Interface string
 	// ReverseDNS enables PTR lookups (off by default: no DNS traffic).
 	ReverseDNS bool
+	// Mode is ModeService (the zero value), ModeDiscover or ModeReach.
+	Mode string
+	// Exclude are addresses inside Targets not to probe (--exclude): the
+	// sensor's own.
+	Exclude []string
 }
 
 // Args returns nmap's command-line arguments for the job (without -oX),
@@ -105,16 +110,22 @@ type NmapJob struct {
 func (n *Nmap) Args(j NmapJob) []string {
 	var args []string
 	if n.Privileged {
-		args = append(args, "--privileged", "-sS")
-		if len(j.UDPPorts) > 0 {
+		args = append(args, "--privileged")
+	}
+	switch j.Mode {
+	case ModeDiscover:
+		args = append(args, "-sn", "-T4", "-PE", "-PP", "-PS21,22,23,80,443,445,3389", "-PA80", "--max-retries", "1")
+	case ModeReach:
+		args = append(args, n.connectOrSYN(), "-Pn", "-T4", "--max-retries", "1")
+	default:
+		args = append(args, n.connectOrSYN())
+		if n.Privileged && len(j.UDPPorts) > 0 {
 			args = append(args, "-sU")
 		}
-	} else {
-		args = append(args, "-sT")
+		args = append(args, "-sV", "-T4",
+			"-PE", "-PP", "-PS21,22,23,80,443,445,3389", "-PA80",
+			"--max-retries", "2")
 	}
-	args = append(args, "-sV", "-T4",
-		"-PE", "-PP", "-PS21,22,23,80,443,445,3389", "-PA80",
-		"--max-retries", "2")
 	if !j.ReverseDNS {
 		args = append(args, "-n")
 	}
@@ -124,15 +135,37 @@ func (n *Nmap) Args(j NmapJob) []string {
 	if j.HostTimeout > 0 {
 		args = append(args, "--host-timeout", fmt.Sprintf("%ds", int(j.HostTimeout.Seconds())))
 	}
-	if j.Source != "" && n.Privileged {
+	// -S binds connect() scans to the address and sets raw probes' source;
+	// -e picks the interface (and its gateway) when the sensor has several.
+	if j.Source != "" {
 		args = append(args, "-S", j.Source)
 	}
 	if j.Interface != "" {
 		args = append(args, "-e", j.Interface)
 	}
-	args = append(args, "-p", portArg(j.TCPPorts, n.udp(j)))
+	if len(j.Exclude) > 0 {
+		args = append(args, "--exclude", strings.Join(j.Exclude, ","))
+	}
+	if j.Mode != ModeDiscover {
+		args = append(args, "-p", portArg(j.TCPPorts, n.udp(j)))
+	}
 	return append(args, j.Targets...)
 }
+
+// connectOrSYN is the TCP scan type: SYN with raw sockets, else connect().
+func (n *Nmap) connectOrSYN() string {
+	if n.Privileged {
+		return "-sS"
+	}
+	return "-sT"
+}
+
+// Job modes.
+const (
+	ModeService  = ""         // ports plus service detection (-sV)
+	ModeDiscover = "discover" // host discovery only (-sn)
+	ModeReach    = "reach"    // the listed ports on hosts known to be up (-Pn), no service detection
+)
 
 func (n *Nmap) udp(j NmapJob) []int {
 	if !n.Privileged {

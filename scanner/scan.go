@@ -100,6 +100,9 @@ func New(ctx context.Context, opts Options) (*Scanner, error) {
 	}, nil
 }
 
+// Config returns the configuration the scanner runs with.
+func (s *Scanner) Config() *config.Config { return s.opts.Config }
+
 // Nmap returns the nmap binary the scanner uses.
 func (s *Scanner) Nmap() *Nmap { return s.nmap }
 
@@ -153,9 +156,15 @@ func (s *Scanner) PlanLocation(loc *config.Location) (Plan, error) {
 		UDPPorts:    udp,
 		Rate:        s.opts.Config.Scan.Rate,
 		HostTimeout: s.opts.Config.Scan.HostTimeout.Duration,
+		Exclude:     selfIn(p.Targets),
 	}
-	if p.Vantage != nil && p.Vantage.Interface != "" {
+	if p.Vantage != nil {
 		p.Job.Interface = p.Vantage.Interface
+		// A sensor at several vantage points sends the main scan from the
+		// first; the others run only the segmentation test.
+		if len(s.LocalVantages(loc)) > 1 {
+			p.Job.Source = sourceOf(*p.Vantage)
+		}
 	}
 	return p, nil
 }
@@ -456,6 +465,7 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 						}
 						return
 					}
+					add(sshFacts(b, auth))
 					if o, ok := sshObservation(b, auth); ok {
 						add(o)
 					}
@@ -517,6 +527,23 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 	})
 	sort.Strings(errs)
 	return out, errs
+}
+
+// sshFacts is what an SSH server said about itself, whatever it allows:
+// its host key identifies the machine on every address it answers on.
+func sshFacts(b observe.Observation, auth SSHAuth) observe.Observation {
+	o := b
+	o.Kind, o.Source = observe.KindSSH, "ssh"
+	methods := []string{}
+	if auth.Password {
+		methods = append(methods, "password")
+	}
+	if auth.KeyboardInteractive {
+		methods = append(methods, "keyboard-interactive")
+	}
+	o.Attrs = map[string]any{"banner": auth.Banner, "host_key_type": auth.HostKeyType,
+		"host_key_sha256": auth.HostKeySHA256, "auth_methods": methods, "no_auth": auth.NoAuth}
+	return o
 }
 
 // sshObservation turns what the SSH probe learnt into a check observation,

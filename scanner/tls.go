@@ -6,8 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -361,6 +363,8 @@ func (p *TLSProbe) certFacts(attrs map[string]any, certs []*x509.Certificate, se
 	expired := now.After(leaf.NotAfter)
 	notYetValid := now.Before(leaf.NotBefore)
 
+	fp := sha256.Sum256(leaf.Raw)
+	attrs["cert_sha256"] = hex.EncodeToString(fp[:])
 	attrs["cert_subject"] = leaf.Subject.String()
 	attrs["cert_issuer"] = leaf.Issuer.String()
 	attrs["cert_not_before"] = leaf.NotBefore.UTC().Format(time.RFC3339)

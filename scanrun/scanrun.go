@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/vigilhq/vigil/config"
@@ -29,6 +30,9 @@ type Store interface {
 // LocationScanner scans one location (scanner.Scanner in production).
 type LocationScanner interface {
 	ScanLocation(ctx context.Context, loc *config.Location) scanner.LocationResult
+	// Reach runs the segmentation test of loc from its vantage points,
+	// given the observations of the scan so far.
+	Reach(ctx context.Context, loc *config.Location, known []observe.Observation) scanner.ReachResult
 }
 
 // Run is one scan: which locations, with which pieces.
@@ -143,12 +147,37 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		all = append(all, lr.Observations...)
 		r.Logger.Info("location scanned", "location", l.ID, "observations", len(lr.Observations), "complete", lr.Complete)
 	}
+	// The segmentation test runs once every location's main scan is done,
+	// so it can sample the hosts they found instead of sweeping again.
+	scan.Vantages = map[string][]string{}
+	for _, l := range locs {
+		if ctx.Err() != nil {
+			break
+		}
+		rr := r.Scanner.Reach(ctx, l, all)
+		scan.Errors = append(scan.Errors, rr.Errors...)
+		if err := r.Store.AddObservations(storeCtx, scan.ID, rr.Observations); err != nil {
+			return nil, err
+		}
+		all = append(all, rr.Observations...)
+		for _, v := range rr.Vantages {
+			if !slices.Contains(scan.Vantages[l.ID], v) {
+				scan.Vantages[l.ID] = append(scan.Vantages[l.ID], v)
+			}
+		}
+		r.Logger.Info("segmentation tested", "location", l.ID, "vantages", rr.Vantages, "probes", len(rr.Observations))
+	}
+	for _, o := range all {
+		if o.Vantage != "" && !slices.Contains(scan.Vantages[o.Location], o.Vantage) {
+			scan.Vantages[o.Location] = append(scan.Vantages[o.Location], o.Vantage)
+		}
+	}
 	res.Interrupted = ctx.Err() != nil
 	scan.FinishedAt = now().UTC()
 	scan.Complete = len(scan.Errors) == 0 && !res.Interrupted
 	findings := r.Rules.Evaluate(all, scan.FinishedAt)
 	for _, l := range locs {
-		m, fs := r.Rules.Segmentation(PolicyOf(l), all, scan.FinishedAt)
+		m, fs := r.Rules.Segmentation(PolicyOf(r.Config, l), all, scan.FinishedAt)
 		res.Matrices = append(res.Matrices, m)
 		findings = append(findings, fs...)
 	}
@@ -162,8 +191,15 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 
 // PolicyOf describes a location's segments and allowed flows for the
 // segmentation judgement.
-func PolicyOf(l *config.Location) rules.SegmentPolicy {
-	p := rules.SegmentPolicy{Location: l.ID, Roles: map[string]string{}}
+func PolicyOf(cfg *config.Config, l *config.Location) rules.SegmentPolicy {
+	p := rules.SegmentPolicy{Location: l.ID, Roles: map[string]string{}, RemoteRoles: map[string]string{}}
+	for _, o := range cfg.Locations {
+		if o.ID != l.ID {
+			for _, s := range o.Segments {
+				p.RemoteRoles[o.ID+"/"+s.Name] = s.Role
+			}
+		}
+	}
 	for _, s := range l.Segments {
 		p.Segments = append(p.Segments, s.Name)
 		p.Roles[s.Name] = s.Role

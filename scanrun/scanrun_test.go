@@ -25,6 +25,10 @@ func (f *fakeScanner) ScanLocation(_ context.Context, loc *config.Location) scan
 	return scanner.LocationResult{Location: loc.ID, Observations: f.obs, Errors: f.errors, Complete: len(f.errors) == 0}
 }
 
+func (f *fakeScanner) Reach(context.Context, *config.Location, []observe.Observation) scanner.ReachResult {
+	return scanner.ReachResult{}
+}
+
 func telnet(host string) observe.Observation {
 	return observe.Observation{Kind: observe.KindService, Location: "a", Host: host, Port: 23, Proto: "tcp", Source: "nmap",
 		At: time.Now(), Attrs: map[string]any{"service": "telnet"}}

@@ -275,6 +275,23 @@ func printPlan(w io.Writer, sc *scanner.Scanner, locs []*config.Location) int {
 		for _, n := range p.Notes {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}
+		// The segmentation test samples hosts the main scans find; before
+		// any scan, every pair would need host discovery first.
+		for _, rp := range sc.PlanReach(l, nil) {
+			fmt.Fprintf(w, "  segmentation test from %s: %d ports x up to %d live hosts per segment (scan.reach_budget %d) into:\n",
+				rp.Vantage.Segment, len(rp.Ports), rp.HostsPerPair, sc.Config().Scan.ReachBudget)
+			for _, pr := range rp.Pairs {
+				to := pr.ToSegment
+				if pr.ToLocation != l.ID {
+					to = pr.ToLocation + "/" + pr.ToSegment
+				}
+				var pfx []string
+				for _, p := range pr.Prefixes {
+					pfx = append(pfx, p.String())
+				}
+				fmt.Fprintf(w, "    %s (%s): host discovery, then sampled hosts\n", to, strings.Join(pfx, " "))
+			}
+		}
 	}
 	return exitOK
 }

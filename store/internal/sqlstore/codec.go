@@ -93,3 +93,8 @@ func decodeNumbers(v any) any {
 	}
 	return v
 }
+
+// decodeVantages reads a scan's location -> segments JSON object.
+func decodeVantages(s string, v *map[string][]string) error {
+	return json.Unmarshal([]byte(s), v)
+}

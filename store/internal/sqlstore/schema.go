@@ -94,6 +94,13 @@ var migrations = []migration{
 		`CREATE INDEX finding_events_finding ON finding_events (finding_id, event_at)`,
 		`CREATE INDEX finding_events_scan ON finding_events (scan_id)`,
 	}},
+	{version: 2, name: "vantage scoping: findings.vantage, scans.vantages", stmts: []string{
+		// The segment a finding was seen from: only a scan from there
+		// resolves it, so one sensor's scan never closes what another's saw.
+		`ALTER TABLE findings ADD COLUMN vantage TEXT NOT NULL DEFAULT ''`,
+		// JSON object: location id -> segments the scan probed from.
+		`ALTER TABLE scans ADD COLUMN vantages TEXT NOT NULL DEFAULT '{}'`,
+	}},
 }
 
 // LatestVersion is the schema version this build of vigil writes.

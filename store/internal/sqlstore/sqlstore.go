@@ -337,7 +337,7 @@ func seenAt(prev *lifecycle, t time.Time) (next lifecycle, ev store.Event, lates
 	return next, store.EventSeen, latest
 }
 
-const findingCols = `id, rule, category, severity, title, location, target, controls, evidence, remediation, status, first_seen, last_seen`
+const findingCols = `id, rule, category, severity, title, location, target, controls, evidence, remediation, status, first_seen, last_seen, vantage`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -349,7 +349,7 @@ func scanFinding(r rowScanner) (observe.Finding, error) {
 		firstSeen, lastSeen      string
 	)
 	if err := r.Scan(&f.ID, &f.Rule, &category, &severity, &f.Title, &f.Location, &f.Target,
-		&controls, &evidence, &f.Remediation, &stat, &firstSeen, &lastSeen); err != nil {
+		&controls, &evidence, &f.Remediation, &stat, &firstSeen, &lastSeen, &f.Vantage); err != nil {
 		return f, err
 	}
 	f.Category, f.Severity, f.Status = observe.Category(category), observe.Severity(severity), observe.Status(stat)
@@ -428,6 +428,10 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 	if err != nil {
 		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
 	}
+	vantages, err := encodeJSON(scan.Vantages, "{}")
+	if err != nil {
+		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
+	}
 
 	err = d.write(ctx, func(tx *sql.Tx) error {
 		// 1. The scan row.
@@ -469,12 +473,12 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		}
 		if exists {
 			_, err = tx.ExecContext(ctx, `UPDATE scans SET started_at = $2, finished_at = $3, version = $4, locations = $5,
-				complete = $6, errors = $7 WHERE id = $1`,
-				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs)
+				complete = $6, errors = $7, vantages = $8 WHERE id = $1`,
+				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs, vantages)
 		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO scans (id, started_at, finished_at, version, locations, complete, errors)
-				VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs)
+			_, err = tx.ExecContext(ctx, `INSERT INTO scans (id, started_at, finished_at, version, locations, complete, errors, vantages)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs, vantages)
 		}
 		if err != nil {
 			return fmt.Errorf("record scan: %w", err)
@@ -493,15 +497,15 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		// 3. Upsert each finding with its next state.
 		insert, err := tx.PrepareContext(ctx, `INSERT INTO findings (id, rule, category, severity, severity_rank, title,
 			location, target, controls, evidence, remediation, status, first_seen, last_seen, resolved_at,
-			first_scan_id, last_scan_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)`)
+			first_scan_id, last_scan_id, vantage)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)`)
 		if err != nil {
 			return err
 		}
 		defer insert.Close()
 		updateAll, err := tx.PrepareContext(ctx, `UPDATE findings SET rule = $2, category = $3, severity = $4,
 			severity_rank = $5, title = $6, location = $7, target = $8, controls = $9, evidence = $10, remediation = $11,
-			status = $12, first_seen = $13, last_seen = $14, resolved_at = $15, last_scan_id = $16 WHERE id = $1`)
+			status = $12, first_seen = $13, last_seen = $14, resolved_at = $15, last_scan_id = $16, vantage = $17 WHERE id = $1`)
 		if err != nil {
 			return err
 		}
@@ -531,11 +535,11 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 			case !ok:
 				_, err = insert.ExecContext(ctx, f.ID, f.Rule, string(f.Category), string(f.Severity), f.Severity.Rank(), f.Title,
 					f.Location, f.Target, p.controls, p.evidence, f.Remediation, string(f.Status),
-					formatTime(f.FirstSeen), formatTime(f.LastSeen), nullTime(next.resolvedAt), scan.ID)
+					formatTime(f.FirstSeen), formatTime(f.LastSeen), nullTime(next.resolvedAt), scan.ID, f.Vantage)
 			case latest:
 				_, err = updateAll.ExecContext(ctx, f.ID, f.Rule, string(f.Category), string(f.Severity), f.Severity.Rank(), f.Title,
 					f.Location, f.Target, p.controls, p.evidence, f.Remediation, string(f.Status),
-					formatTime(f.FirstSeen), formatTime(f.LastSeen), nullTime(next.resolvedAt), scan.ID)
+					formatTime(f.FirstSeen), formatTime(f.LastSeen), nullTime(next.resolvedAt), scan.ID, f.Vantage)
 			default:
 				_, err = updateState.ExecContext(ctx, f.ID, string(f.Status), formatTime(f.FirstSeen), formatTime(f.LastSeen),
 					nullTime(next.resolvedAt))
@@ -549,12 +553,24 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 
 		// 4. A complete scan resolves the open findings of its locations it
 		// did not see. Those it saw now have last_seen >= t; so do those a
-		// newer scan saw, which this older one must not overrule.
+		// newer scan saw, which this older one must not overrule. A finding
+		// seen from a vantage point is resolved only by a scan from there:
+		// another sensor's scan could not have seen it.
 		if scan.Complete && len(scan.Locations) > 0 {
 			q := d.query()
 			q.WriteString(`SELECT ` + findingCols + ` FROM findings WHERE status = ` + q.arg(string(observe.StatusOpen)) +
-				` AND last_seen < ` + q.arg(ts) + ` AND location IN (` + listArgs(q, scan.Locations) + `)
-				ORDER BY severity_rank DESC, location, target, rule, id`)
+				` AND last_seen < ` + q.arg(ts) + ` AND (`)
+			for i, loc := range scan.Locations {
+				if i > 0 {
+					q.WriteString(` OR `)
+				}
+				q.WriteString(`(location = ` + q.arg(loc) + ` AND (vantage = ''`)
+				if vs := scan.Vantages[loc]; len(vs) > 0 {
+					q.WriteString(` OR vantage IN (` + listArgs(q, vs) + `)`)
+				}
+				q.WriteString(`))`)
+			}
+			q.WriteString(`) ORDER BY severity_rank DESC, location, target, rule, id`)
 			rows, err := tx.QueryContext(ctx, q.String(), q.args...)
 			if err != nil {
 				return fmt.Errorf("find findings to resolve: %w", err)
@@ -758,7 +774,7 @@ func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status obse
 // Scans returns up to limit scans, newest first; limit <= 0 returns all.
 func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 	q := d.query()
-	q.WriteString(`SELECT id, started_at, finished_at, version, locations, complete, errors FROM scans
+	q.WriteString(`SELECT id, started_at, finished_at, version, locations, complete, errors, vantages FROM scans
 		ORDER BY started_at DESC, id DESC`)
 	if limit > 0 {
 		q.WriteString(` LIMIT ` + q.arg(limit))
@@ -772,10 +788,10 @@ func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 	for rows.Next() {
 		var (
 			s                 observe.Scan
-			started, locs, es string
-			finished          sql.NullString
+			started, locs, es, vs string
+			finished              sql.NullString
 		)
-		if err := rows.Scan(&s.ID, &started, &finished, &s.Version, &locs, &s.Complete, &es); err != nil {
+		if err := rows.Scan(&s.ID, &started, &finished, &s.Version, &locs, &s.Complete, &es, &vs); err != nil {
 			return nil, d.errorf("scans: %w", err)
 		}
 		if s.StartedAt, err = parseTime(started); err != nil {
@@ -794,6 +810,11 @@ func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 		}
 		if s.Errors, err = decodeStrings(es); err != nil {
 			return nil, d.errorf("scan %s errors: %w", s.ID, err)
+		}
+		if vs != "" && vs != "{}" {
+			if err := decodeVantages(vs, &s.Vantages); err != nil {
+				return nil, d.errorf("scan %s vantages: %w", s.ID, err)
+			}
 		}
 		if len(s.Errors) == 0 {
 			s.Errors = nil
