@@ -84,19 +84,27 @@ type scanOutput struct {
 	Findings []finding      `json:"findings"`
 	Summary  map[string]int `json:"summary"`
 	Matrix   []struct {
-		Location string   `json:"location"`
-		Segments []string `json:"segments"`
-		Vantages []string `json:"vantages"`
-		Cells    []struct {
-			From    string `json:"from"`
-			To      string `json:"to"`
-			Status  string `json:"status"`
-			Reached []struct {
-				Host string `json:"host"`
-				Port int    `json:"port"`
-			} `json:"reached"`
-		} `json:"cells"`
+		Location string       `json:"location"`
+		Segments []string     `json:"segments"`
+		Vantages []string     `json:"vantages"`
+		Cells    []matrixCell `json:"cells"`
+		Remote   []matrixCell `json:"remote"`
 	} `json:"matrix"`
+}
+
+type matrixCell struct {
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Status  string `json:"status"`
+	Reached []struct {
+		Host string `json:"host"`
+		Port int    `json:"port"`
+	} `json:"reached"`
+	Probes   int      `json:"probes"`
+	Open     int      `json:"open"`
+	Closed   int      `json:"closed"`
+	Filtered int      `json:"filtered"`
+	Inferred []string `json:"inferred"`
 }
 
 type finding struct {

@@ -186,9 +186,18 @@ func contains(ss []string, s string) bool {
 // anything else fails the test, showing vigil's output.
 func segScan(t *testing.T, l *lab.Lab, vigil, cfg, out string) *scanOutput {
 	t.Helper()
+	return scanWith(t, l.Command, vigil, out, "--config", cfg)
+}
+
+// scanWith runs `vigil scan ARGS --format json --output out` through
+// command (which places it in a namespace) and decodes its JSON, as
+// segScan does.
+func scanWith(t *testing.T, command func(ctx context.Context, name string, args ...string) *exec.Cmd, vigil, out string, args ...string) *scanOutput {
+	t.Helper()
+	cfg := args[len(args)-1]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := l.Command(ctx, vigil, "scan", "--config", cfg, "--format", "json", "--output", out)
+	cmd := command(ctx, vigil, append(append([]string{"scan"}, args...), "--format", "json", "--output", out)...)
 	var output bytes.Buffer
 	cmd.Stdout = &output
 	cmd.Stderr = &output

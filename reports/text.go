@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -178,12 +181,49 @@ func textMatrix(b *bytes.Buffer, m observe.Matrix) {
 		for _, to := range m.Segments {
 			mark := "-"
 			if from != to {
-				mark = matrixMark[cell[[2]string{from, to}].Status]
+				c := cell[[2]string{from, to}]
+				mark = matrixMark[c.Status]
+				if len(c.Inferred) > 0 {
+					mark += "*"
+				}
 			}
 			fmt.Fprintf(tw, "\t%s", mark)
 		}
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	b.WriteString("  OPEN! = reachable against policy, blocked = probed and nothing outside the policy answered, n/a = not assessed (no vantage in that segment)\n")
+	b.WriteString("  OPEN! = reachable against policy, blocked = probed and nothing outside the policy answered, n/a = not assessed (no vantage in that segment); * = inferred without a vantage\n")
+	cells := append(slices.Clone(m.Cells), m.Remote...)
+	for _, c := range cells {
+		switch {
+		case c.Status == observe.CellNotAssessed:
+			continue
+		case len(c.Inferred) > 0:
+			fmt.Fprintf(b, "  %s -> %s: %s (inferred: %s)\n", c.From, c.To, matrixMark[c.Status], strings.Join(c.Inferred, "; "))
+		case c.Probes > 0 || len(c.Reached) > 0:
+			fmt.Fprintf(b, "  %s -> %s: %s, %d probes to %d hosts (%d open, %d closed, %d filtered)%s\n",
+				c.From, c.To, matrixMark[c.Status], c.Probes, c.HostsProbed, c.Open, c.Closed, c.Filtered, reachedList(c.Reached))
+		}
+	}
+}
+
+// reachedList names the services that answered against the policy.
+func reachedList(rs []observe.Reach) string {
+	var bad []string
+	for _, r := range rs {
+		if !r.Allowed {
+			s := net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+			if r.Service != "" {
+				s += " " + r.Service
+			}
+			bad = append(bad, s)
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	if len(bad) > 8 {
+		bad = append(bad[:8], fmt.Sprintf("and %d more", len(bad)-8))
+	}
+	return ": " + strings.Join(bad, ", ")
 }

@@ -375,7 +375,7 @@ func (e *Engine) sharedL2(p SegmentPolicy, obs []observe.Observation, now time.T
 				findings = append(findings, e.finding(rule, p.Location, a+"<->"+b, sev, v, map[string]any{
 					"segments": []string{a, b}, "roles": []string{p.role(a), p.role(b)},
 					"layer2_neighbours": hosts, "seen_from": v,
-					"why": "hosts of both segments answered ARP on the sensor's link in " + v + ": no router sits between them, so no firewall rule can separate them",
+					"why":         "hosts of both segments answered ARP on the sensor's link in " + v + ": no router sits between them, so no firewall rule can separate them",
 					"observed_at": now.UTC().Format(time.RFC3339), "sources": []string{"nmap"},
 				}, now))
 			}

@@ -89,7 +89,9 @@ type Lab struct {
 	progress io.Writer
 
 	mu         sync.Mutex
-	namespaces []string // created, in order
+	namespaces []string          // created, in order
+	routers    map[string]string // topology router name -> namespace
+	hostNS     map[string]string // topology host name -> namespace
 	daemons    []*daemon
 	ruleGen    int // router ruleset files written, for unique names
 
@@ -205,6 +207,11 @@ func (l *Lab) RouterNamespace() string { return l.router }
 // router forwards everything again. It runs `nft -f` inside the router
 // namespace only; the host's own firewall is never touched.
 func (l *Lab) SetRouterRules(ctx context.Context, rules string) error {
+	return l.loadRules(ctx, l.router, rules)
+}
+
+// loadRules replaces namespace ns's nftables ruleset with rules, atomically.
+func (l *Lab) loadRules(ctx context.Context, ns, rules string) error {
 	nft, err := lookTool("nft")
 	if err != nil {
 		return fmt.Errorf("router rules need nft (Debian package nftables): %w", err)
@@ -216,7 +223,7 @@ func (l *Lab) SetRouterRules(ctx context.Context, rules string) error {
 	if err := writeFile(path, "flush ruleset\n"+rules+"\n", 0o644); err != nil {
 		return err
 	}
-	if _, err := execIn(ctx, l.router, nft, "-f", path); err != nil {
+	if _, err := execIn(ctx, ns, nft, "-f", path); err != nil {
 		return fmt.Errorf("loading router rules %s: %w", path, err)
 	}
 	return nil

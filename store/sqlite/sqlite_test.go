@@ -700,3 +700,36 @@ func TestFinishScanKeepsWhatBeginScanRecorded(t *testing.T) {
 		t.Errorf("scan s2 = %+v, want version, start and locations from BeginScan", got)
 	}
 }
+
+// A finding seen from one vantage point is resolved only by a complete
+// scan from that vantage point: another sensor could not have seen it.
+func TestResolveIsScopedToVantage(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "vigil.db"))
+	dt := []string{"downtown"}
+	fromGuest := finding("net.segmentation-violation", "flat-network", observe.High, "downtown", "guest->servers")
+	fromGuest.Vantage = "guest"
+	anywhere := finding("svc.telnet", "plaintext-protocol", observe.High, "downtown", "10.0.0.5:23")
+	finishT(t, s, observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: dt, Complete: true,
+		Vantages: map[string][]string{"downtown": {"guest"}}}, fromGuest, anywhere)
+
+	// A scan from the servers segment sees neither: it resolves only the
+	// finding that does not depend on where it was seen from.
+	_, res := finishT(t, s, observe.Scan{ID: "s2", StartedAt: at(1), FinishedAt: at(1), Locations: dt, Complete: true,
+		Vantages: map[string][]string{"downtown": {"servers"}}})
+	if len(res) != 1 || res[0].ID != anywhere.ID {
+		t.Fatalf("scan from servers resolved %v, want only %s", ids(res), anywhere.ID)
+	}
+	if f := byID(t, s)[fromGuest.ID]; f.Status != observe.StatusOpen || f.Vantage != "guest" {
+		t.Errorf("finding seen from guest = %s (vantage %q), want open, from guest", f.Status, f.Vantage)
+	}
+	// A scan from guest that no longer sees it resolves it.
+	_, res = finishT(t, s, observe.Scan{ID: "s3", StartedAt: at(2), FinishedAt: at(2), Locations: dt, Complete: true,
+		Vantages: map[string][]string{"downtown": {"guest", "servers"}}})
+	if len(res) != 1 || res[0].ID != fromGuest.ID {
+		t.Fatalf("scan from guest resolved %v, want %s", ids(res), fromGuest.ID)
+	}
+	scans, err := s.Scans(context.Background(), 1)
+	if err != nil || len(scans) != 1 || len(scans[0].Vantages["downtown"]) != 2 {
+		t.Errorf("Scans()[0].Vantages = %v (%v), want the two vantages of s3", scans, err)
+	}
+}

@@ -787,7 +787,7 @@ func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 	var out []observe.Scan
 	for rows.Next() {
 		var (
-			s                 observe.Scan
+			s                     observe.Scan
 			started, locs, es, vs string
 			finished              sql.NullString
 		)
