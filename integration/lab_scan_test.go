@@ -67,6 +67,7 @@ var alsoAcceptable = []struct {
 	{"10.77.2.16:443", "tls.cert-untrusted", "", "self-signed, so no chain to a trusted root"},
 	{"10.77.2.16:443", "tls.sha1-signature", "", "some old-TLS handshakes sign with SHA-1"},
 	{"guest->servers", "", "flat-network", "the lab config has no policy, and guest does reach servers"},
+	{"servers", "net.mixed-roles", "flat-network", "the servers segment holds Redis and SMB next to an MQTT broker"},
 }
 
 // scanOutput is the CONTRACT.md JSON output of `vigil scan --format json`,

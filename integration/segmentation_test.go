@@ -78,7 +78,7 @@ func TestSegmentation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	l, err := lab.Start(ctx, lab.Options{Progress: lab.LogWriter(t), RouterRules: routerRules()})
+	l, err := lab.Start(ctx, lab.Options{Progress: lab.LogWriter(t), RouterRules: routerRules(), ServersVantage: true})
 	if err != nil {
 		t.Fatalf("starting lab: %v", err)
 	}
@@ -94,7 +94,7 @@ func TestSegmentation(t *testing.T) {
 	config := func(name string) string {
 		path := filepath.Join(tmp, name+".yaml")
 		err := l.WriteConfigWith(path, filepath.Join(tmp, "data-"+name), lab.ConfigOptions{
-			Ports: "443,6379", UDPPorts: "none", Policy: segPolicy})
+			Ports: "443,6379", UDPPorts: "none", Policy: segPolicy, ServersVantage: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,8 +128,25 @@ func TestSegmentation(t *testing.T) {
 		return out
 	}
 
+	// The scanner has a leg in each segment: both directions are probed,
+	// each from its own source address through the router.
+	reverse := func(t *testing.T, res *scanOutput) {
+		t.Helper()
+		c, ok := cellOf(res, "lab", "servers", "guest")
+		t.Logf("servers->guest: %+v", c)
+		if !ok || c.Status != "blocked-as-intended" || c.Probes == 0 {
+			t.Errorf("servers->guest = %+v, want blocked-as-intended after probing from %s", c, lab.ScannerServersAddr)
+		}
+		for _, m := range res.Matrix {
+			if m.Location == "lab" && strings.Join(m.Vantages, ",") != "guest,servers" {
+				t.Errorf("matrix vantages %v, want guest and servers", m.Vantages)
+			}
+		}
+	}
+
 	t.Run("policy implemented", func(t *testing.T) {
 		res := segScan(t, l, vigil, config("exact"), filepath.Join(tmp, "exact.json"))
+		reverse(t, res)
 		status, reached := cell(res, "guest", "servers")
 		t.Logf("guest->servers: %s, reached %v", status, reached)
 		if fs := flat(t, res); len(fs) > 0 {
@@ -150,6 +167,7 @@ func TestSegmentation(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := segScan(t, l, vigil, config("hole"), filepath.Join(tmp, "hole.json"))
+		reverse(t, res)
 		status, reached := cell(res, "guest", "servers")
 		t.Logf("guest->servers: %s, reached %v", status, reached)
 		fs := flat(t, res)

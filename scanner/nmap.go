@@ -103,23 +103,36 @@ type NmapJob struct {
 	// Exclude are addresses inside Targets not to probe (--exclude): the
 	// sensor's own.
 	Exclude []string
+	// Connect forces connect() probes even with raw-socket rights. nmap
+	// routes raw packets by the main routing table alone, so a sensor
+	// with one leg per VLAN and source-based routing (ip rule from ADDR)
+	// must let the kernel route: connect() sockets bound to -S are.
+	Connect bool
 }
 
 // Args returns nmap's command-line arguments for the job (without -oX),
 // which is also what `vigil scan --dry-run` prints.
 func (n *Nmap) Args(j NmapJob) []string {
 	var args []string
-	if n.Privileged {
+	raw := n.Privileged && !j.Connect
+	switch {
+	case raw:
 		args = append(args, "--privileged")
+	case n.Privileged:
+		args = append(args, "--unprivileged") // connect() scans, bound to -S by the kernel
 	}
 	switch j.Mode {
 	case ModeDiscover:
-		args = append(args, "-sn", "-T4", "-PE", "-PP", "-PS21,22,23,80,443,445,3389", "-PA80", "--max-retries", "1")
+		if raw {
+			args = append(args, "-sn", "-T4", "-PE", "-PP", "-PS21,22,23,80,443,445,3389", "-PA80", "--max-retries", "1")
+		} else {
+			args = append(args, "-sn", "-T4", "-PS21,22,23,80,443,445,3389", "--max-retries", "1")
+		}
 	case ModeReach:
-		args = append(args, n.connectOrSYN(), "-Pn", "-T4", "--max-retries", "1")
+		args = append(args, scanType(raw), "-Pn", "-T4", "--max-retries", "1")
 	default:
-		args = append(args, n.connectOrSYN())
-		if n.Privileged && len(j.UDPPorts) > 0 {
+		args = append(args, scanType(raw))
+		if raw && len(j.UDPPorts) > 0 {
 			args = append(args, "-sU")
 		}
 		args = append(args, "-sV", "-T4",
@@ -152,9 +165,9 @@ func (n *Nmap) Args(j NmapJob) []string {
 	return append(args, j.Targets...)
 }
 
-// connectOrSYN is the TCP scan type: SYN with raw sockets, else connect().
-func (n *Nmap) connectOrSYN() string {
-	if n.Privileged {
+// scanType is the TCP scan type: SYN with raw sockets, else connect().
+func scanType(raw bool) string {
+	if raw {
 		return "-sS"
 	}
 	return "-sT"
@@ -168,7 +181,7 @@ const (
 )
 
 func (n *Nmap) udp(j NmapJob) []int {
-	if !n.Privileged {
+	if !n.Privileged || j.Connect {
 		return nil
 	}
 	return j.UDPPorts

@@ -90,6 +90,8 @@ type NucleiOptions struct {
 	// Logger receives nuclei's own messages at debug level, and notes about
 	// the extra templates at info and warn. Nil means slog.Default().
 	Logger *slog.Logger
+	// SourceIP, if set, is the local address templates connect from.
+	SourceIP string
 }
 
 // NucleiJob asks for the templates matching Tags to be run against Target.
@@ -542,6 +544,7 @@ func nucleiEngineOptions(opts NucleiOptions, execID string, log *slog.Logger) *n
 	o.JsConcurrency = opts.Concurrency
 	o.PayloadConcurrency = opts.Concurrency
 	o.ResponseReadSize = 1 << 20
+	o.SourceIP = opts.SourceIP
 	o.NoInteractsh = true
 	o.DisableHTTPProbe = true
 	o.NoHostErrors = true

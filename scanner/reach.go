@@ -53,6 +53,10 @@ type ReachPair struct {
 type ReachPlan struct {
 	Location string
 	Vantage  config.Vantage
+	// Connect is true when the sensor is at several vantage points of the
+	// location: probes are then connect() calls bound to the vantage
+	// point's address, which the kernel routes through its leg.
+	Connect bool
 	Role     string
 	Ports    []int
 	Pairs    []ReachPair
@@ -77,7 +81,7 @@ func (p ReachPlan) job(rate int) NmapJob {
 		targets = append(targets, pr.Hosts...)
 	}
 	return NmapJob{Mode: ModeReach, Targets: targets, TCPPorts: p.Ports, Rate: rate,
-		Source: sourceOf(p.Vantage), Interface: p.Vantage.Interface}
+		Source: sourceOf(p.Vantage), Interface: p.Vantage.Interface, Connect: p.Connect}
 }
 
 func sourceOf(v config.Vantage) string {
@@ -143,8 +147,9 @@ func (s *Scanner) PlanReach(loc *config.Location, known []observe.Observation) [
 		seg config.Segment
 	}
 	var plans []ReachPlan
-	for _, v := range s.LocalVantages(loc) {
-		plan := ReachPlan{Location: loc.ID, Vantage: v}
+	vps := s.LocalVantages(loc)
+	for _, v := range vps {
+		plan := ReachPlan{Location: loc.ID, Vantage: v, Connect: len(vps) > 1 && v.Interface == ""}
 		if seg, ok := loc.Segment(v.Segment); ok {
 			plan.Role = seg.Role
 		}
@@ -298,7 +303,7 @@ func (s *Scanner) discover(ctx context.Context, plan *ReachPlan) error {
 	}
 	cfg := s.opts.Config.Scan
 	job := NmapJob{Mode: ModeDiscover, Targets: targets, Rate: cfg.Rate,
-		Source: sourceOf(plan.Vantage), Interface: plan.Vantage.Interface, Exclude: selfIn(targets)}
+		Source: sourceOf(plan.Vantage), Interface: plan.Vantage.Interface, Exclude: selfIn(targets), Connect: plan.Connect}
 	s.log.Info("nmap", "location", plan.Location, "check", "discovery", "vantage", plan.Vantage.Segment, "args", strings.Join(s.nmap.Args(job), " "))
 	run, err := s.nmap.Run(ctx, job, nil)
 	if err != nil {

@@ -119,6 +119,9 @@ type Plan struct {
 	// VantageMissing is true when the location has vantage points and this
 	// sensor is at none of them: exposure cannot be judged.
 	VantageMissing bool
+	// Source is the address every probe binds to, when the sensor is at
+	// several vantage points; invalid otherwise (the kernel chooses).
+	Source netip.Addr
 }
 
 // PlanLocation works out targets, ports and vantage for one location.
@@ -161,9 +164,16 @@ func (s *Scanner) PlanLocation(loc *config.Location) (Plan, error) {
 	if p.Vantage != nil {
 		p.Job.Interface = p.Vantage.Interface
 		// A sensor at several vantage points sends the main scan from the
-		// first; the others run only the segmentation test.
+		// first (the others run only the segmentation test), pinned to its
+		// address and leg: unpinned, packets to another vantage point's
+		// segment would leave through that segment's leg and bypass the
+		// firewall under test.
 		if len(s.LocalVantages(loc)) > 1 {
+			p.Source = p.Vantage.SourceAddr
 			p.Job.Source = sourceOf(*p.Vantage)
+			if p.Job.Interface == "" && p.Source.IsValid() {
+				p.Job.Interface = localAddrs().ifOf[p.Source]
+			}
 		}
 	}
 	return p, nil
@@ -234,10 +244,11 @@ func (s *Scanner) vantage(loc *config.Location) *config.Vantage {
 type localInfo struct {
 	addrs  map[netip.Addr]bool
 	ifaces map[string]bool
+	ifOf   map[netip.Addr]string // address -> interface name
 }
 
 func localAddrs() localInfo {
-	li := localInfo{addrs: map[netip.Addr]bool{}, ifaces: map[string]bool{}}
+	li := localInfo{addrs: map[netip.Addr]bool{}, ifaces: map[string]bool{}, ifOf: map[netip.Addr]string{}}
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return li
@@ -249,6 +260,7 @@ func localAddrs() localInfo {
 			if ipn, ok := a.(*net.IPNet); ok {
 				if ad, ok := netip.AddrFromSlice(ipn.IP); ok {
 					li.addrs[ad.Unmap()] = true
+					li.ifOf[ad.Unmap()] = ifc.Name
 				}
 			}
 		}
@@ -303,6 +315,7 @@ func (s *Scanner) ScanLocation(ctx context.Context, loc *config.Location) Locati
 			Timeout:     cfg.ProbeTimeout.Duration,
 			Concurrency: cfg.Concurrency,
 			Logger:      s.log,
+			SourceIP:    addrString(plan.Source),
 		})
 		nucCh <- nucleiInit{n, err}
 	}()
@@ -418,6 +431,8 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 		mu.Unlock()
 	}
 	cfg := s.opts.Config.Scan
+	tlsProbe := *s.tls
+	tlsProbe.Source = plan.Source
 	for _, f := range facts {
 		base := s.base(loc, plan.Vantage, f.Addr, now)
 		for _, p := range f.Ports {
@@ -438,7 +453,7 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 			}
 			if SpeaksTLS(svc, tunnel) {
 				native = append(native, func(ctx context.Context) {
-					attrs, err := s.tls.Probe(ctx, f.Addr, p.Port, "")
+					attrs, err := tlsProbe.Probe(ctx, f.Addr, p.Port, "")
 					switch {
 					case errors.Is(err, ErrNotTLS):
 						s.log.Debug("not TLS after all", "target", target)
@@ -458,7 +473,7 @@ func (s *Scanner) followUp(ctx context.Context, loc *config.Location, plan Plan,
 					if err := s.limiter.Wait(ctx); err != nil {
 						return
 					}
-					auth, err := ProbeSSHAuth(ctx, f.Addr, p.Port, cfg.ProbeTimeout.Duration)
+					auth, err := ProbeSSHAuthFrom(ctx, plan.Source, f.Addr, p.Port, cfg.ProbeTimeout.Duration)
 					if err != nil {
 						if ctx.Err() == nil {
 							fail("ssh %s: %v", target, err)
@@ -573,4 +588,19 @@ func sshObservation(b observe.Observation, auth SSHAuth) (observe.Observation, b
 		o.Attrs[k] = v
 	}
 	return o, true
+}
+
+func addrString(a netip.Addr) string {
+	if a.IsValid() {
+		return a.String()
+	}
+	return ""
+}
+
+// localTCPAddr is a dialer's LocalAddr for a source address, or nil.
+func localTCPAddr(a netip.Addr) net.Addr {
+	if !a.IsValid() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 }

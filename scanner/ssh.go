@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -29,9 +30,15 @@ var errProbeOnly = errors.New("vigil probe: no credentials are sent")
 // offers. It authenticates as a user that does not exist and aborts as soon
 // as the server would ask for a secret, so no password is ever sent.
 func ProbeSSHAuth(ctx context.Context, host string, port int, timeout time.Duration) (SSHAuth, error) {
+	return ProbeSSHAuthFrom(ctx, netip.Addr{}, host, port, timeout)
+}
+
+// ProbeSSHAuthFrom is ProbeSSHAuth with the connection bound to source
+// address src (invalid: the kernel chooses).
+func ProbeSSHAuthFrom(ctx context.Context, src netip.Addr, host string, port int, timeout time.Duration) (SSHAuth, error) {
 	var res SSHAuth
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
-	d := net.Dialer{Timeout: timeout}
+	d := net.Dialer{Timeout: timeout, LocalAddr: localTCPAddr(src)}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := d.DialContext(ctx, "tcp", addr)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -66,6 +67,9 @@ type TLSProbe struct {
 	ExpiryWarnDays int
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
+	// Source, if valid, is the address connections are bound to (a
+	// sensor at several vantage points probes from one of them).
+	Source netip.Addr
 	// Limiter, if set, is waited on before every connection, for example
 	// a golang.org/x/time/rate.Limiter shared by all probes of a scan.
 	Limiter interface{ Wait(context.Context) error }
@@ -329,7 +333,7 @@ func (p *TLSProbe) handshake(ctx context.Context, addr, serverName string, v uin
 			return nil
 		},
 	}
-	var d net.Dialer
+	d := net.Dialer{LocalAddr: localTCPAddr(p.Source)}
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		h.err, h.dialErr = err, true

@@ -31,6 +31,9 @@ type ConfigOptions struct {
 	// Policy is the location's `policy:` list; nil leaves it out (no flow
 	// is allowed).
 	Policy []Flow
+	// ServersVantage adds the scanner's second leg (ScannerServersAddr,
+	// see Options.ServersVantage) as a vantage point in servers.
+	ServersVantage bool
 }
 
 // WriteConfig writes a vigil YAML config for the lab to path: organisation
@@ -73,6 +76,10 @@ func (l *Lab) WriteConfigWith(path, dataDir string, opts ConfigOptions) error {
 			policy.WriteString("    policy: []\n")
 		}
 	}
+	vantage := fmt.Sprintf("      - {segment: guest, source: %s}\n", ScannerAddr)
+	if opts.ServersVantage {
+		vantage += fmt.Sprintf("      - {segment: servers, source: %s}\n", ScannerServersAddr)
+	}
 	udp := ""
 	if opts.UDPPorts != "" {
 		udp = "  udp_ports: " + q(opts.UDPPorts) + "\n"
@@ -88,11 +95,10 @@ locations:
       - {name: guest, cidr: %s, role: guest}
       - {name: servers, cidr: %s, role: servers}
     vantage:
-      - {segment: guest, source: %s}
-    ports: %s
+%s    ports: %s
 %sscan:
   ca_files: [%s]
-%s`, q(dataDir), GuestCIDR, ServersCIDR, ScannerAddr, q(ports), policy.String(), q(l.CAFile()), udp)
+%s`, q(dataDir), GuestCIDR, ServersCIDR, vantage, q(ports), policy.String(), q(l.CAFile()), udp)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ const (
 	GuestGW     = "10.77.1.1"
 	ServersGW   = "10.77.2.1"
 	ScannerAddr = "10.77.1.50"
+	// ScannerServersAddr is the scanner's second leg, in servers, when
+	// Options.ServersVantage is set.
+	ScannerServersAddr = "10.77.2.50"
 )
 
 // Options tune Start. The zero value is ready to use.
@@ -62,6 +65,12 @@ type Options struct {
 	// Start). Empty means no rules: the router forwards everything. See
 	// (*Lab).SetRouterRules, which also replaces it later.
 	RouterRules string
+	// ServersVantage gives the scanner namespace a second leg (eth1,
+	// ScannerServersAddr) in the servers segment, with one routing table
+	// per source address, as a sensor serving two VLANs has: traffic from
+	// 10.77.1.50 leaves through guest and the router, traffic from
+	// 10.77.2.50 through servers.
+	ServersVantage bool
 }
 
 // Host is one daemon host of the lab's servers segment.
@@ -88,12 +97,13 @@ type Lab struct {
 	hosts    []Host
 	progress io.Writer
 
-	mu         sync.Mutex
-	namespaces []string          // created, in order
-	routers    map[string]string // topology router name -> namespace
-	hostNS     map[string]string // topology host name -> namespace
-	daemons    []*daemon
-	ruleGen    int // router ruleset files written, for unique names
+	mu             sync.Mutex
+	namespaces     []string          // created, in order
+	routers        map[string]string // topology router name -> namespace
+	serversVantage bool
+	hostNS         map[string]string // topology host name -> namespace
+	daemons        []*daemon
+	ruleGen        int // router ruleset files written, for unique names
 
 	closeOnce sync.Once
 	closeErr  error
@@ -159,6 +169,7 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	l.router = l.ns("rt")
 	l.scanner = l.ns("scan")
+	l.serversVantage = opts.ServersVantage
 
 	start := time.Now()
 	fmt.Fprintf(l.progress, "building network namespaces %s* (guest %s, servers %s) ... ", l.prefix(), GuestCIDR, ServersCIDR)
@@ -280,6 +291,11 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 	if err := l.attach(ctx, l.scanner, "scan", "br-guest", ScannerAddr, GuestGW); err != nil {
 		return err
 	}
+	if l.serversVantage {
+		if err := l.secondLeg(ctx); err != nil {
+			return err
+		}
+	}
 	for _, s := range daemonSpecs {
 		h := Host{Name: s.name, Addr: s.addr, Daemon: s.daemon, Planted: s.planted, Weak: s.weak,
 			Namespace: l.ns(s.name), Ports: s.ports}
@@ -287,6 +303,39 @@ func (l *Lab) buildNetwork(ctx context.Context) error {
 			return err
 		}
 		l.hosts = append(l.hosts, h)
+	}
+	return nil
+}
+
+// secondLeg gives the scanner an eth1 in br-servers and source-based
+// routing: one table per leg, chosen by "ip rule from ADDR".
+func (l *Lab) secondLeg(ctx context.Context) error {
+	if _, err := run(ctx, "ip", "link", "add", "name", "scan2", "netns", l.router, "type", "veth",
+		"peer", "name", "eth1", "netns", l.scanner); err != nil {
+		return err
+	}
+	if _, err := execIn(ctx, l.scanner, "sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"); err != nil {
+		return err
+	}
+	steps := []struct {
+		ns   string
+		args []string
+	}{
+		{l.router, []string{"link", "set", "scan2", "master", "br-servers"}},
+		{l.router, []string{"link", "set", "scan2", "up"}},
+		{l.scanner, []string{"addr", "add", ScannerServersAddr + "/24", "dev", "eth1"}},
+		{l.scanner, []string{"link", "set", "eth1", "up"}},
+		{l.scanner, []string{"route", "add", GuestCIDR, "dev", "eth0", "src", ScannerAddr, "table", "100"}},
+		{l.scanner, []string{"route", "add", LabCIDR, "via", GuestGW, "dev", "eth0", "table", "100"}},
+		{l.scanner, []string{"rule", "add", "from", ScannerAddr, "table", "100", "priority", "1000"}},
+		{l.scanner, []string{"route", "add", ServersCIDR, "dev", "eth1", "src", ScannerServersAddr, "table", "101"}},
+		{l.scanner, []string{"route", "add", LabCIDR, "via", ServersGW, "dev", "eth1", "table", "101"}},
+		{l.scanner, []string{"rule", "add", "from", ScannerServersAddr, "table", "101", "priority", "1001"}},
+	}
+	for _, s := range steps {
+		if err := ipIn(ctx, s.ns, s.args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
