@@ -26,7 +26,7 @@ var topoVigil struct {
 
 // needTopology skips (or, with VIGIL_LAB_REQUIRED=1, fails) when the
 // machine cannot build namespaced labs, and returns a vigil binary.
-func needTopology(t *testing.T) string {
+func needTopology(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping topology lab scan in -short mode: it builds vigil and scans namespaces")

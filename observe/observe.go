@@ -185,6 +185,9 @@ type Scan struct {
 	// a complete scan resolves only findings seen from one of them (or
 	// from nowhere in particular).
 	Vantages map[string][]string `json:"vantages,omitempty"`
+	// Categories, when set, are the only finding categories this scan
+	// checked (vigil scan --only segmentation): it resolves nothing else.
+	Categories []Category `json:"categories,omitempty"`
 }
 
 // CellStatus is the verdict on one (from, to) pair of a location's

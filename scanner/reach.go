@@ -57,9 +57,9 @@ type ReachPlan struct {
 	// location: probes are then connect() calls bound to the vantage
 	// point's address, which the kernel routes through its leg.
 	Connect bool
-	Role     string
-	Ports    []int
-	Pairs    []ReachPair
+	Role    string
+	Ports   []int
+	Pairs   []ReachPair
 	// HostsPerPair is the sampling cap: scan.reach_budget / len(Ports).
 	HostsPerPair int
 }
@@ -303,7 +303,7 @@ func (s *Scanner) discover(ctx context.Context, plan *ReachPlan) error {
 	}
 	cfg := s.opts.Config.Scan
 	job := NmapJob{Mode: ModeDiscover, Targets: targets, Rate: cfg.Rate,
-		Source: sourceOf(plan.Vantage), Interface: plan.Vantage.Interface, Exclude: selfIn(targets), Connect: plan.Connect}
+		Source: sourceOf(plan.Vantage), Interface: plan.Vantage.Interface, Exclude: selfIn(targets, netip.Addr{}), Connect: plan.Connect}
 	s.log.Info("nmap", "location", plan.Location, "check", "discovery", "vantage", plan.Vantage.Segment, "args", strings.Join(s.nmap.Args(job), " "))
 	run, err := s.nmap.Run(ctx, job, nil)
 	if err != nil {
@@ -423,9 +423,11 @@ func reachBase(cfg *config.Config, loc *config.Location, plan ReachPlan, pr Reac
 }
 
 // selfIn lists this machine's addresses inside targets (CIDRs or
-// addresses), for nmap's --exclude: a sensor probing itself goes over
-// loopback and would prove nothing about the network.
-func selfIn(targets []string) []string {
+// addresses), for nmap's --exclude: a sensor probing its own leg in
+// another segment goes over loopback and would prove nothing about the
+// network. Loopback addresses and keep (the vantage point's own address)
+// stay: scanning them is scanning this machine on purpose.
+func selfIn(targets []string, keep netip.Addr) []string {
 	var pfs []netip.Prefix
 	for _, t := range targets {
 		if p, err := netip.ParsePrefix(t); err == nil {
@@ -436,6 +438,9 @@ func selfIn(targets []string) []string {
 	}
 	var out []string
 	for a := range localAddrs().addrs {
+		if a.IsLoopback() || a == keep {
+			continue
+		}
 		if slices.ContainsFunc(pfs, func(p netip.Prefix) bool { return p.Contains(a) }) {
 			out = append(out, a.String())
 		}

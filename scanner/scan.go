@@ -159,9 +159,9 @@ func (s *Scanner) PlanLocation(loc *config.Location) (Plan, error) {
 		UDPPorts:    udp,
 		Rate:        s.opts.Config.Scan.Rate,
 		HostTimeout: s.opts.Config.Scan.HostTimeout.Duration,
-		Exclude:     selfIn(p.Targets),
 	}
 	if p.Vantage != nil {
+		p.Job.Exclude = selfIn(p.Targets, p.Vantage.SourceAddr)
 		p.Job.Interface = p.Vantage.Interface
 		// A sensor at several vantage points sends the main scan from the
 		// first (the others run only the segmentation test), pinned to its

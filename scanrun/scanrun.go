@@ -45,6 +45,11 @@ type Run struct {
 	Logger    *slog.Logger
 	Version   string
 	Now       func() time.Time
+	// SegmentationOnly runs only the segmentation test (host discovery
+	// and the reach probes from each vantage point), not the main scan:
+	// a quick check after a firewall change. It resolves only
+	// flat-network findings.
+	SegmentationOnly bool
 }
 
 // Result is what a run produced.
@@ -128,7 +133,13 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	}
 	res := &Result{}
 	var all []observe.Observation
+	if r.SegmentationOnly {
+		scan.Categories = []observe.Category{"flat-network"}
+	}
 	for _, l := range locs {
+		if r.SegmentationOnly {
+			break
+		}
 		if ctx.Err() != nil {
 			scan.Errors = append(scan.Errors, fmt.Sprintf("location %s: not scanned: interrupted", l.ID))
 			continue
@@ -156,6 +167,9 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		}
 		rr := r.Scanner.Reach(ctx, l, all)
 		scan.Errors = append(scan.Errors, rr.Errors...)
+		if r.SegmentationOnly && len(rr.Vantages) == 0 && len(l.Vantage) > 0 {
+			scan.Errors = append(scan.Errors, fmt.Sprintf("location %s: this sensor is at none of the location's vantage points, so its segmentation cannot be tested (run it from a vantage source address, or pass --vantage SEGMENT)", l.ID))
+		}
 		if err := r.Store.AddObservations(storeCtx, scan.ID, rr.Observations); err != nil {
 			return nil, err
 		}

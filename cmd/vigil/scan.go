@@ -35,6 +35,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		db       = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
 		vantage  = fs.String("vantage", "", "the segment this sensor probes from (default: detected from local addresses)")
 		dryRun   = fs.Bool("dry-run", false, "print what would be scanned (targets, ports, nmap command) and send nothing")
+		only     = fs.String("only", "", "run only one part of the scan: segmentation (host discovery and reach probes from each vantage point; resolves only flat-network findings)")
 		quiet    = fs.Bool("quiet", false, "no progress on stderr")
 		verbose  = fs.Bool("verbose", false, "debug logging on stderr")
 		locs     multiFlag
@@ -69,6 +70,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	threshold := observe.Severity(strings.ToLower(*failOn))
 	if !threshold.Valid() {
 		return fail("--fail-on %q: use critical, high, medium, low or info", *failOn)
+	}
+	if *only != "" && *only != "segmentation" {
+		return fail("--only %q: the only part that runs alone is segmentation", *only)
 	}
 	var base map[string]bool
 	if *baseline != "" {
@@ -121,7 +125,8 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 
-	r := &scanrun.Run{Config: cfg, Locations: locs, Scanner: sc, Rules: engine, Store: st, Logger: log, Version: version}
+	r := &scanrun.Run{Config: cfg, Locations: locs, Scanner: sc, Rules: engine, Store: st, Logger: log, Version: version,
+		SegmentationOnly: *only == "segmentation"}
 	res, err := r.Do(ctx)
 	if prog != nil {
 		prog.Done()

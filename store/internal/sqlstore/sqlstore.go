@@ -570,7 +570,15 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 				}
 				q.WriteString(`))`)
 			}
-			q.WriteString(`) ORDER BY severity_rank DESC, location, target, rule, id`)
+			q.WriteString(`)`)
+			if len(scan.Categories) > 0 {
+				cats := make([]string, len(scan.Categories))
+				for i, c := range scan.Categories {
+					cats[i] = string(c)
+				}
+				q.WriteString(` AND category IN (` + listArgs(q, cats) + `)`)
+			}
+			q.WriteString(` ORDER BY severity_rank DESC, location, target, rule, id`)
 			rows, err := tx.QueryContext(ctx, q.String(), q.args...)
 			if err != nil {
 				return fmt.Errorf("find findings to resolve: %w", err)
