@@ -124,26 +124,8 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	// Leftovers of crashed labs do not stop this one (its names are
-	// unique), so a failed sweep is only reported.
-	removed, serr := Sweep(ctx)
-	if opts.Progress != nil {
-		if len(removed) > 0 {
-			fmt.Fprintf(opts.Progress, "removed %d namespaces left by a crashed lab: %s\n", len(removed), strings.Join(removed, " "))
-		}
-		if serr != nil {
-			fmt.Fprintf(opts.Progress, "warning: removing leftovers of crashed labs: %v\n", serr)
-		}
-	}
-	if opts.DaemonTimeout <= 0 {
-		opts.DaemonTimeout = 20 * time.Second
-	}
-	l = &Lab{progress: opts.Progress}
-	if l.progress == nil {
-		l.progress = io.Discard
-	}
-	if l.id, l.regFile, err = register(); err != nil {
-		return nil, fmt.Errorf("registering lab in %s: %w", registryDir, err)
+	if l, err = newLab(ctx, &opts); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -151,22 +133,6 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 			l = nil
 		}
 	}()
-	if opts.Dir == "" {
-		if l.dir, err = os.MkdirTemp("", "vigil-lab-"+l.id+"-"); err != nil {
-			return l, err
-		}
-		l.ownDir = true
-	} else {
-		l.dir = opts.Dir
-		if err = os.MkdirAll(l.dir, 0o755); err != nil {
-			return l, err
-		}
-	}
-	// Daemons drop privileges (vsftpd, smbd guest, mosquitto) and must
-	// traverse the lab directory to reach their files.
-	if err = os.Chmod(l.dir, 0o755); err != nil {
-		return l, err
-	}
 	l.router = l.ns("rt")
 	l.scanner = l.ns("scan")
 	l.serversVantage = opts.ServersVantage
@@ -205,6 +171,53 @@ func Start(ctx context.Context, opts Options) (l *Lab, err error) {
 	}
 	fmt.Fprintf(l.progress, "lab up in %.1fs (dir %s)\n", time.Since(start).Seconds(), l.dir)
 	return l, nil
+}
+
+// newLab sweeps leftovers of crashed labs, registers a new lab and creates
+// its directory; Start and StartTopology then build its network. On error
+// nothing is left behind.
+func newLab(ctx context.Context, opts *Options) (l *Lab, err error) {
+	// Leftovers of crashed labs do not stop this one (its names are
+	// unique), so a failed sweep is only reported.
+	removed, serr := Sweep(ctx)
+	if opts.Progress != nil {
+		if len(removed) > 0 {
+			fmt.Fprintf(opts.Progress, "removed %d namespaces left by a crashed lab: %s\n", len(removed), strings.Join(removed, " "))
+		}
+		if serr != nil {
+			fmt.Fprintf(opts.Progress, "warning: removing leftovers of crashed labs: %v\n", serr)
+		}
+	}
+	if opts.DaemonTimeout <= 0 {
+		opts.DaemonTimeout = 20 * time.Second
+	}
+	l = &Lab{progress: opts.Progress, routers: map[string]string{}, hostNS: map[string]string{}}
+	if l.progress == nil {
+		l.progress = io.Discard
+	}
+	if l.id, l.regFile, err = register(); err != nil {
+		return nil, fmt.Errorf("registering lab in %s: %w", registryDir, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = l.Close()
+			l = nil
+		}
+	}()
+	if opts.Dir == "" {
+		if l.dir, err = os.MkdirTemp("", "vigil-lab-"+l.id+"-"); err != nil {
+			return l, err
+		}
+		l.ownDir = true
+	} else {
+		l.dir = opts.Dir
+		if err = os.MkdirAll(l.dir, 0o755); err != nil {
+			return l, err
+		}
+	}
+	// Daemons drop privileges (vsftpd, smbd guest, mosquitto) and must
+	// traverse the lab directory to reach their files.
+	return l, os.Chmod(l.dir, 0o755)
 }
 
 // RouterNamespace returns the name of the router namespace, which holds

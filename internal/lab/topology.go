@@ -3,10 +3,8 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -105,18 +103,11 @@ func StartTopology(ctx context.Context, topo Topology, opts Options) (l *Lab, er
 	if err := Check(); err != nil {
 		return nil, err
 	}
-	if opts.DaemonTimeout <= 0 {
-		opts.DaemonTimeout = 20 * time.Second
-	}
 	if err := topo.validate(); err != nil {
 		return nil, err
 	}
-	l = &Lab{progress: opts.Progress, routers: map[string]string{}, hostNS: map[string]string{}}
-	if l.progress == nil {
-		l.progress = io.Discard
-	}
-	if l.id, l.regFile, err = register(); err != nil {
-		return nil, fmt.Errorf("registering lab in %s: %w", registryDir, err)
+	if l, err = newLab(ctx, &opts); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -124,20 +115,6 @@ func StartTopology(ctx context.Context, topo Topology, opts Options) (l *Lab, er
 			l = nil
 		}
 	}()
-	if opts.Dir == "" {
-		if l.dir, err = os.MkdirTemp("", "vigil-lab-"+l.id+"-"); err != nil {
-			return l, err
-		}
-		l.ownDir = true
-	} else {
-		l.dir = opts.Dir
-		if err = os.MkdirAll(l.dir, 0o755); err != nil {
-			return l, err
-		}
-	}
-	if err = os.Chmod(l.dir, 0o755); err != nil {
-		return l, err
-	}
 	start := time.Now()
 	fmt.Fprintf(l.progress, "building topology %s* (%d routers, %d hosts) ... ", l.prefix(), len(topo.Routers), len(topo.Hosts))
 	if err = l.buildTopology(ctx, topo); err != nil {
