@@ -55,6 +55,13 @@ func needTopology(t testing.TB) string {
 	return topoVigil.path
 }
 
+// inHost runs commands in a topology host's namespace, for scanWith.
+func inHost(l *lab.Lab, host string) func(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		return l.CommandIn(ctx, host, name, args...)
+	}
+}
+
 func startTopology(t *testing.T, topo lab.Topology) *lab.Lab {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -161,9 +168,7 @@ locations:
       - {segment: front-desk, source: 10.78.0.50}
     ports: "22,80,443,1883,6379"
 `, filepath.Join(tmp, "data")))
-	res := scanWith(t, func(ctx context.Context, name string, args ...string) *exec.Cmd {
-		return l.CommandIn(ctx, "sensor", name, args...)
-	}, vigil, filepath.Join(tmp, "flat.json"), "--config", cfg)
+	res := scanWith(t, inHost(l, "sensor"), vigil, filepath.Join(tmp, "flat.json"), "--config", cfg)
 	fs := flatFindings(t, res)
 
 	v, ok := fs["net.segmentation-violation front-desk->clinical"]
@@ -254,9 +259,7 @@ locations:
       - {from: guest, to: servers, ports: [22]}
     ports: "22,6379"
 `, filepath.Join(tmp, "data")))
-	res := scanWith(t, func(ctx context.Context, name string, args ...string) *exec.Cmd {
-		return l.CommandIn(ctx, "sensor", name, args...)
-	}, vigil, filepath.Join(tmp, "mh.json"), "--config", cfg)
+	res := scanWith(t, inHost(l, "sensor"), vigil, filepath.Join(tmp, "mh.json"), "--config", cfg)
 	fs := flatFindings(t, res)
 	f, ok := fs["net.multi-homed-host guest<->servers"]
 	if !ok {
@@ -342,9 +345,7 @@ locations:
 		}
 	}
 	scanFrom := func(t *testing.T, sensor, loc, name string) map[string]finding {
-		res := scanWith(t, func(ctx context.Context, n string, args ...string) *exec.Cmd {
-			return l.CommandIn(ctx, sensor, n, args...)
-		}, vigil, filepath.Join(tmp, name+".json"), "--location", loc, "--db", "sqlite://"+filepath.Join(tmp, name+".db"), "--config", cfg)
+		res := scanWith(t, inHost(l, sensor), vigil, filepath.Join(tmp, name+".json"), "--location", loc, "--db", "sqlite://"+filepath.Join(tmp, name+".db"), "--config", cfg)
 		if c, ok := cellOf(res, loc, "staff", map[string]string{"north": "south", "south": "north"}[loc]+"/servers"); ok {
 			t.Logf("%s: staff -> other site's servers: %s, %d probes (%d open)", name, c.Status, c.Probes, c.Open)
 		} else {
