@@ -40,9 +40,53 @@ type Config struct {
 	Identity     []IdentitySource `yaml:"identity"`
 	Roster       string           `yaml:"roster"`
 	Software     []SoftwareSource `yaml:"software"`
-	Schedules    []Schedule       `yaml:"schedules"`
-	Scan         ScanSettings     `yaml:"scan"`
-	Rules        RuleSettings     `yaml:"rules"`
+	// OSVDB is the directory of the offline OSV vulnerability database
+	// (default DATA_DIR/osv); see docs/software.md for refreshing it.
+	OSVDB     string           `yaml:"osv_db"`
+	Accounts  AccountSettings  `yaml:"accounts"`
+	Telegraf  TelegrafSettings `yaml:"telegraf"`
+	Schedules []Schedule       `yaml:"schedules"`
+	Scan      ScanSettings     `yaml:"scan"`
+	Rules     RuleSettings     `yaml:"rules"`
+}
+
+// AccountSettings tune the identity rules.
+type AccountSettings struct {
+	// StaleDays: an enabled account with no sign-in for this many days is
+	// stale (default 90).
+	StaleDays int `yaml:"stale_days"`
+	// NeverUsedDays: an enabled account that never signed in and was
+	// created this many days ago or more is unused (default 30).
+	NeverUsedDays int `yaml:"never_used_days"`
+	// SharedNames are patterns (path.Match syntax, case-insensitive,
+	// matched against the username's local part) of generic or shared
+	// logins. They replace the default list when set.
+	SharedNames []string `yaml:"shared_names"`
+	// RemoteSystems are the identity systems whose accounts reach email or
+	// remote access, where missing MFA ranks higher. Default: every
+	// entra, google and okta source.
+	RemoteSystems []string `yaml:"remote_systems"`
+}
+
+// TelegrafSettings configure telegraf inputs run by vigil and the endpoint
+// that accepts metrics from telegraf agents.
+type TelegrafSettings struct {
+	// TokenEnv / TokenFile hold the bearer token telegraf agents present
+	// to POST /api/v1/telegraf (InfluxDB line protocol).
+	TokenEnv  string          `yaml:"token_env"`
+	TokenFile string          `yaml:"token_file"`
+	Inputs    []TelegrafInput `yaml:"inputs"`
+}
+
+// TelegrafInput is one telegraf input plugin vigil runs as a collector.
+type TelegrafInput struct {
+	// Plugin is the telegraf input name: x509_cert or net_response.
+	Plugin string `yaml:"plugin"`
+	// Location the measurements belong to ("" for organisation-wide).
+	Location string `yaml:"location"`
+	// Options are the plugin's own settings, as in telegraf.conf
+	// (sources, address, protocol, timeout, ...).
+	Options map[string]any `yaml:"options"`
 }
 
 // Location is one site of the organisation.
@@ -122,6 +166,23 @@ type IdentitySource struct {
 	OrgURL           string `yaml:"org_url"`
 	TokenEnv         string `yaml:"token_env"`
 	TokenFile        string `yaml:"token_file"`
+	// Locations attributes the source's accounts to locations when the
+	// system itself does not say (an EMR that only one clinic uses).
+	Locations []string `yaml:"locations"`
+	// UserFilter (ldap) narrows the user search; default
+	// (|(objectClass=user)(objectClass=inetOrgPerson)) without computers.
+	UserFilter string `yaml:"user_filter"`
+	// AdminGroups (ldap) are the DNs or CNs of groups whose members are
+	// administrators; default Domain Admins, Enterprise Admins,
+	// Administrators, Schema Admins.
+	AdminGroups []string `yaml:"admin_groups"`
+	// CAFile is a PEM bundle trusted for the source's TLS (a private
+	// directory CA).
+	CAFile string `yaml:"ca_file"`
+	// APIURL and TokenURL replace the cloud provider's endpoints (a
+	// sovereign cloud, or a test server).
+	APIURL   string `yaml:"api_url"`
+	TokenURL string `yaml:"token_url"`
 }
 
 // IdentityTypes lists the accepted identity source types.
@@ -206,7 +267,19 @@ const (
 	DefaultPorts          = "top-100"
 	DefaultExpiryWarnDays = 30
 	DefaultReachBudget    = 1024
+	DefaultStaleDays      = 90
+	DefaultNeverUsedDays  = 30
 )
+
+// DefaultSharedNames are usernames (local part, path.Match patterns) that
+// name a role, a place or a device rather than a person.
+var DefaultSharedNames = []string{
+	"admin", "administrator", "frontdesk", "front-desk", "front.desk", "reception*",
+	"checkin", "check-in", "desk*", "office*", "staff*", "shared*", "clinic*",
+	"nurse*", "provider*", "manager*", "billing", "scheduling", "scheduler",
+	"temp*", "guest*", "test*", "training*", "user", "user[0-9]*", "kiosk*",
+	"info", "contact", "hello", "spa", "medspa", "laser*", "injector*", "ma[0-9]*",
+}
 
 // Error is one problem in a configuration file, with its position.
 type Error struct {
@@ -295,6 +368,15 @@ func (c *Config) applyDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "vigil-data"
 	}
+	if c.Accounts.StaleDays == 0 {
+		c.Accounts.StaleDays = DefaultStaleDays
+	}
+	if c.Accounts.NeverUsedDays == 0 {
+		c.Accounts.NeverUsedDays = DefaultNeverUsedDays
+	}
+	if c.Accounts.SharedNames == nil {
+		c.Accounts.SharedNames = DefaultSharedNames
+	}
 	s := &c.Scan
 	if s.Rate == 0 {
 		s.Rate = DefaultRate
@@ -339,6 +421,11 @@ func (c *Config) resolvePaths() {
 	}
 	abs(&c.DataDir)
 	abs(&c.Roster)
+	if c.OSVDB == "" {
+		c.OSVDB = filepath.Join(c.DataDir, "osv")
+	}
+	abs(&c.OSVDB)
+	abs(&c.Telegraf.TokenFile)
 	for i := range c.Identity {
 		abs(&c.Identity[i].Path)
 		abs(&c.Identity[i].PasswordFile)
@@ -346,6 +433,7 @@ func (c *Config) resolvePaths() {
 		abs(&c.Identity[i].ClientSecretFile)
 		abs(&c.Identity[i].CredentialsFile)
 		abs(&c.Identity[i].TokenFile)
+		abs(&c.Identity[i].CAFile)
 	}
 	for i := range c.Software {
 		abs(&c.Software[i].Path)

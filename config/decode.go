@@ -114,6 +114,25 @@ func (v *validator) decode(node *yaml.Node, out reflect.Value, path string) {
 			v.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
 		out.Set(s)
+	case reflect.Map:
+		// Free-form settings handed to a library (telegraf plugin
+		// options); their own schema checks them.
+		if node.Tag == "!!null" {
+			return
+		}
+		if node.Kind != yaml.MappingNode {
+			v.errorf(node.Line, path, "must be a mapping, got %s", describe(node))
+			return
+		}
+		for i := 0; i+1 < len(node.Content); i += 2 {
+			if k := node.Content[i]; looksSecret(k.Value) {
+				v.errorf(k.Line, joinPath(path, k.Value), "secrets are never written in the config file: name an environment variable with %s_env or a file with %s_file", k.Value, k.Value)
+				return
+			}
+		}
+		if err := node.Decode(out.Addr().Interface()); err != nil {
+			v.errorf(node.Line, path, "%v", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
 	default:
 		if node.Kind != yaml.ScalarNode {
 			v.errorf(node.Line, path, "must be a single value, got %s", describe(node))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,8 @@ func (v *validator) validate(c *Config, _ *yaml.Node) {
 			}
 		}
 	}
+	v.accounts(&c.Accounts)
+	v.telegraf(c, ids)
 	v.scan(&c.Scan)
 	for i, d := range c.Rules.Dirs {
 		v.mustExist(fmt.Sprintf("rules.dirs[%d]", i), d, true)
@@ -216,6 +219,35 @@ func (v *validator) identity(i int, id IdentitySource) {
 		}
 		if id.TokenEnv == "" && id.TokenFile == "" {
 			v.fail(p, "an okta identity source needs token_env or token_file")
+		}
+	}
+}
+
+func (v *validator) accounts(a *AccountSettings) {
+	if a.StaleDays < 0 || a.StaleDays > 3650 {
+		v.fail("accounts.stale_days", "%d is out of range 1-3650", a.StaleDays)
+	}
+	if a.NeverUsedDays < 0 || a.NeverUsedDays > 3650 {
+		v.fail("accounts.never_used_days", "%d is out of range 1-3650", a.NeverUsedDays)
+	}
+	for i, p := range a.SharedNames {
+		if _, err := path.Match(strings.ToLower(p), ""); err != nil || strings.TrimSpace(p) == "" {
+			v.fail(fmt.Sprintf("accounts.shared_names[%d]", i), "%q is not a valid pattern (use * ? and [a-z] as in shell globs)", p)
+		}
+	}
+}
+
+// TelegrafPlugins are the telegraf inputs vigil can run.
+var TelegrafPlugins = []string{"x509_cert", "net_response"}
+
+func (v *validator) telegraf(c *Config, ids map[string]int) {
+	for i, in := range c.Telegraf.Inputs {
+		p := fmt.Sprintf("telegraf.inputs[%d]", i)
+		if !slices.Contains(TelegrafPlugins, in.Plugin) {
+			v.fail(p+".plugin", "unknown telegraf input %q: use one of %s", in.Plugin, strings.Join(TelegrafPlugins, ", "))
+		}
+		if _, ok := ids[in.Location]; in.Location != "" && !ok {
+			v.fail(p+".location", "unknown location %q", in.Location)
 		}
 	}
 }

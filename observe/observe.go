@@ -17,7 +17,9 @@ import (
 // Kind names what an observation is about.
 type Kind string
 
-// Observation kinds produced by the scanner. Collectors add their own.
+// Observation kinds. The scanner produces host through reach; collectors
+// produce account (identity systems), package (software inventories) and
+// metric (telegraf).
 const (
 	KindHost    Kind = "host"    // a host answered discovery
 	KindService Kind = "service" // an open port and what runs there
@@ -25,6 +27,9 @@ const (
 	KindCheck   Kind = "check"   // a check (nuclei template, native probe) matched
 	KindSSH     Kind = "ssh"     // what an SSH server said about itself (host key, login methods)
 	KindReach   Kind = "reach"   // one probe of the segmentation test: host:port and its state, from a vantage
+	KindAccount Kind = "account" // one account in an identity system
+	KindPackage Kind = "package" // one software package (and its known vulnerabilities) in a lockfile, SBOM or image, or behind a service banner
+	KindMetric  Kind = "metric"  // one telegraf metric: measurement, tags and fields
 )
 
 // Observation is one fact seen at one place and time: "10.1.2.5:3389 open,
@@ -53,8 +58,22 @@ type Observation struct {
 }
 
 // Target is the CONTRACT.md target of the observation: IP:PORT for a
-// service, IP for a host.
+// service, IP for a host, SYSTEM:USERNAME for an account,
+// FILE:PACKAGE@VERSION for a software package.
 func (o Observation) Target() string {
+	switch o.Kind {
+	case KindAccount:
+		// SYSTEM:USERNAME
+		sys, _ := o.Attrs["system"].(string)
+		user, _ := o.Attrs["username"].(string)
+		return sys + ":" + user
+	case KindPackage:
+		// FILE:PACKAGE@VERSION
+		file, _ := o.Attrs["file"].(string)
+		pkg, _ := o.Attrs["package"].(string)
+		ver, _ := o.Attrs["version"].(string)
+		return file + ":" + pkg + "@" + ver
+	}
 	if o.Port == 0 {
 		return o.Host
 	}
