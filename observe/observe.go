@@ -68,6 +68,9 @@ func (o Observation) Target() string {
 		user, _ := o.Attrs["username"].(string)
 		return sys + ":" + user
 	case KindPackage:
+		if o.Host != "" {
+			break // a version behind a service banner: IP:PORT
+		}
 		// FILE:PACKAGE@VERSION
 		file, _ := o.Attrs["file"].(string)
 		pkg, _ := o.Attrs["package"].(string)
