@@ -129,6 +129,27 @@ type Collector interface {
 	Collect(ctx context.Context) ([]observe.Observation, error)
 }
 
+// secretWords mark a field or column name as holding a secret.
+var secretWords = []string{"password", "passwd", "pwd_hash", "hash", "secret", "token", "apikey", "api_key", "private_key", "pin", "ssn", "credential"}
+
+// SecretLike reports whether a field or column name (already lower-cased
+// with _ separators) says it holds a secret, which vigil must never read
+// into observations. password_never_expires and password_last_set are
+// facts about a password, not the password.
+func SecretLike(name string) bool {
+	name = strings.ToLower(name)
+	switch name {
+	case AttrPwdNoExpiry, AttrPwdLastSet, "password_expires", "password_expired", "pwd_last_set":
+		return false
+	}
+	for _, w := range secretWords {
+		if name == w || strings.HasPrefix(name, w+"_") || strings.HasSuffix(name, "_"+w) || strings.Contains(name, "_"+w+"_") {
+			return true
+		}
+	}
+	return strings.Contains(name, "password") || strings.Contains(name, "secret")
+}
+
 // MaxSecretSize bounds a secret file: a token, password or key, not a
 // database.
 const MaxSecretSize = 64 << 10

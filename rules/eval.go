@@ -2,11 +2,15 @@ package rules
 
 import (
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/interpreter"
 
 	"github.com/vigilhq/vigil/observe"
 )
@@ -20,21 +24,102 @@ func newEnv() (*cel.Env, error) {
 }
 
 func (e *Engine) program(expr string) (cel.Program, error) {
+	prg, _, err := e.compileExpr(expr)
+	return prg, err
+}
+
+// compileExpr compiles a match expression and says which observation kinds
+// it can match: nil means any.
+func (e *Engine) compileExpr(expr string) (cel.Program, []observe.Kind, error) {
 	ast, iss := e.env.Compile(expr)
 	if iss.Err() != nil {
-		return nil, iss.Err()
+		return nil, nil, iss.Err()
 	}
 	if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
-		return nil, fmt.Errorf("expression must be true or false, it returns %s", ast.OutputType())
+		return nil, nil, fmt.Errorf("expression must be true or false, it returns %s", ast.OutputType())
 	}
-	return e.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := e.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	return prg, kindsOf(ast.NativeRep().Expr()), err
+}
+
+// kindsOf finds the kinds an expression is limited to: one of the terms of
+// its top-level && chain is obs.kind == "K" (or obs.kind in ["K", ...]), or
+// each side of an || is so limited. Anything else (a negation, a kind
+// compared with a field) means any kind: the index only skips
+// rules that provably cannot match, it never changes a result.
+func kindsOf(x celast.Expr) []observe.Kind {
+	if x.Kind() != celast.CallKind {
+		return nil
+	}
+	c := x.AsCall()
+	isKind := func(a celast.Expr) bool {
+		if a.Kind() != celast.SelectKind {
+			return false
+		}
+		sel := a.AsSelect()
+		return sel.FieldName() == "kind" && !sel.IsTestOnly() &&
+			sel.Operand().Kind() == celast.IdentKind && sel.Operand().AsIdent() == "obs"
+	}
+	str := func(a celast.Expr) (string, bool) {
+		if a.Kind() != celast.LiteralKind {
+			return "", false
+		}
+		s, ok := a.AsLiteral().Value().(string)
+		return s, ok
+	}
+	args := c.Args()
+	switch c.FunctionName() {
+	case operators.LogicalAnd:
+		for _, a := range args {
+			if k := kindsOf(a); k != nil {
+				return k
+			}
+		}
+	case operators.LogicalOr:
+		// Either side may hold: the union, if both sides are limited.
+		var out []observe.Kind
+		for _, a := range args {
+			k := kindsOf(a)
+			if k == nil {
+				return nil
+			}
+			for _, x := range k {
+				if !slices.Contains(out, x) {
+					out = append(out, x)
+				}
+			}
+		}
+		return out
+	case operators.Equals:
+		if len(args) == 2 {
+			for i := 0; i < 2; i++ {
+				if s, ok := str(args[1-i]); ok && isKind(args[i]) {
+					return []observe.Kind{observe.Kind(s)}
+				}
+			}
+		}
+	case operators.In:
+		if len(args) == 2 && isKind(args[0]) && args[1].Kind() == celast.ListKind {
+			var out []observe.Kind
+			for _, el := range args[1].AsList().Elements() {
+				s, ok := str(el)
+				if !ok {
+					return nil
+				}
+				out = append(out, observe.Kind(s))
+			}
+			return out
+		}
+	}
+	return nil
 }
 
 // Activation is the map a rule expression sees as `obs`: the observation's
 // common fields plus its attributes (docs/observations.md).
 func Activation(o observe.Observation) map[string]any {
-	m := make(map[string]any, len(o.Attrs)+16)
-	for k, v := range kindDefaults[o.Kind] {
+	defaults := kindDefaults[o.Kind]
+	m := make(map[string]any, len(defaults)+len(o.Attrs)+16)
+	for k, v := range defaults {
 		m[k] = v
 	}
 	for k, v := range o.Attrs {
@@ -73,6 +158,19 @@ var kindDefaults = map[observe.Kind]map[string]any{
 	observe.KindReach: {"state": "", "service": "", "to_location": ""},
 	observe.KindCheck: {"check": "", "name": "", "engine": "", "extracted": []string{},
 		"details": "", "template_severity": ""},
+	// Accounts: what collectors report (collectors.Account) and what
+	// package accounts derives from it.
+	observe.KindAccount: {"system": "", "source_type": "", "username": "", "email": "", "display_name": "",
+		"enabled": false, "mfa": "unknown", "mfa_enforced": "unknown", "mfa_methods": []string{},
+		"last_login": "", "last_login_known": false, "created": "", "locations": []string{}, "role": "",
+		"is_admin": false, "admin_roles": []string{}, "password_never_expires": false, "password_last_set": "",
+		"person": "", "person_systems": []string{}, "mfa_systems": []string{}, "mfa_note": "",
+		"days_since_login": -1, "age_days": -1, "stale": false, "unused": false, "shared_name": false,
+		"shared_pattern": "", "multi_location": false, "on_roster": "unknown", "leaver": false,
+		"leaver_reason": "", "remote_access": false, "roster_match": ""},
+	observe.KindPackage: {"file": "", "ecosystem": "", "package": "", "version": "", "vulns": []string{},
+		"aliases": []string{}, "severity": "unknown", "cvss": 0.0, "fixed_versions": []string{}, "summary": "",
+		"service": "", "product": ""},
 }
 
 // Exposure says where an observation shows a service is reachable from, in
@@ -99,8 +197,15 @@ func seenFrom(o observe.Observation) string {
 	}
 }
 
-func truthy(p cel.Program, act map[string]any) bool {
-	out, _, err := p.Eval(map[string]any{"obs": act})
+// vars is what an expression is evaluated against: obs bound to the
+// observation, once for all rules.
+func vars(o *observe.Observation) interpreter.Activation {
+	a, _ := interpreter.NewActivation(map[string]any{"obs": obsVal{o: o, defaults: kindDefaults[o.Kind]}})
+	return a
+}
+
+func truthy(p cel.Program, vars interpreter.Activation) bool {
+	out, _, err := p.Eval(vars)
 	if err != nil {
 		// A missing key (a rule about TLS looking at a service) is a
 		// non-match, not a failure.
@@ -117,10 +222,24 @@ func truthy(p cel.Program, act map[string]any) bool {
 func (e *Engine) Evaluate(obs []observe.Observation, now time.Time) []observe.Finding {
 	byID := map[string]*observe.Finding{}
 	var order []string
-	for _, o := range obs {
-		act := Activation(o)
-		for _, r := range e.rules {
-			if r.match == nil || !truthy(r.match, act) {
+	byKind := map[observe.Kind][]*Rule{}
+	for i := range obs {
+		o := &obs[i]
+		rs, ok := byKind[o.Kind]
+		if !ok {
+			for _, r := range e.rules {
+				if r.match != nil && (r.kinds == nil || slices.Contains(r.kinds, o.Kind)) {
+					rs = append(rs, r)
+				}
+			}
+			byKind[o.Kind] = rs
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		act := vars(o)
+		for _, r := range rs {
+			if !truthy(r.match, act) {
 				continue
 			}
 			sev := r.Severity
@@ -147,7 +266,7 @@ func (e *Engine) Evaluate(obs []observe.Observation, now time.Time) []observe.Fi
 				Location:    o.Location,
 				Target:      target,
 				Controls:    append([]string(nil), r.Controls...),
-				Evidence:    evidence(o),
+				Evidence:    evidence(*o),
 				Remediation: r.Remediation,
 				Vantage:     o.Vantage,
 				FirstSeen:   now,
@@ -157,31 +276,38 @@ func (e *Engine) Evaluate(obs []observe.Observation, now time.Time) []observe.Fi
 			order = append(order, id)
 		}
 	}
-	out := make([]observe.Finding, 0, len(order))
-	for _, id := range order {
-		out = append(out, *byID[id])
+	// Sort pointers, not the findings themselves: moving whole findings
+	// costs more than comparing them once there are tens of thousands.
+	ptrs := make([]*observe.Finding, len(order))
+	for i, id := range order {
+		ptrs[i] = byID[id]
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if a, b := out[i].Severity.Rank(), out[j].Severity.Rank(); a != b {
-			return a > b
+	slices.SortStableFunc(ptrs, func(a, b *observe.Finding) int {
+		if ra, rb := a.Severity.Rank(), b.Severity.Rank(); ra != rb {
+			return rb - ra
 		}
-		if out[i].Location != out[j].Location {
-			return out[i].Location < out[j].Location
+		if c := strings.Compare(a.Location, b.Location); c != 0 {
+			return c
 		}
-		if out[i].Target != out[j].Target {
-			return out[i].Target < out[j].Target
+		if c := strings.Compare(a.Target, b.Target); c != 0 {
+			return c
 		}
-		return out[i].Rule < out[j].Rule
+		return strings.Compare(a.Rule, b.Rule)
 	})
+	out := make([]observe.Finding, len(ptrs))
+	for i, f := range ptrs {
+		out[i] = *f
+	}
 	return out
 }
 
 func evidence(o observe.Observation) map[string]any {
 	ev := make(map[string]any, len(o.Attrs)+5)
 	for k, v := range o.Attrs {
-		if !empty(v) {
-			ev[k] = v
+		if empty(v) || o.Kind == observe.KindAccount && unset(v) {
+			continue
 		}
+		ev[k] = v
 	}
 	ev["seen_from"] = seenFrom(o)
 	if o.Segment != "" {
@@ -205,6 +331,22 @@ func empty(v any) bool {
 	case []string:
 		return len(x) == 0
 	case []any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// unset reports the "no" values of an account's derived facts (false, -1,
+// unknown), which would bury the one fact a finding is about.
+func unset(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return !x
+	case int:
+		return x < 0
+	case string:
+		return x == "unknown"
+	case map[string]string:
 		return len(x) == 0
 	}
 	return false

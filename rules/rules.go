@@ -42,6 +42,7 @@ type Rule struct {
 	Line int    `yaml:"-"`
 
 	match cel.Program
+	kinds []observe.Kind // the kinds match can be true for; nil: any
 	esc   []cel.Program
 }
 
@@ -233,11 +234,11 @@ func (e *Engine) compile(r *Rule, n *yaml.Node) error {
 	if r.Native != "" {
 		return nil
 	}
-	prg, err := e.program(r.Match)
+	prg, kinds, err := e.compileExpr(r.Match)
 	if err != nil {
 		return fail("match", "match does not compile: %v", err)
 	}
-	r.match = prg
+	r.match, r.kinds = prg, kinds
 	for _, es := range r.Escalate {
 		if !es.Severity.Valid() {
 			return fail("escalate", "unknown severity %q", es.Severity)

@@ -3,6 +3,8 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +125,61 @@ func BenchmarkEvaluate(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		e.Evaluate(obs, time.Now())
+	}
+}
+
+func TestKindIndex(t *testing.T) {
+	e, err := Load(Options{NoDefaults: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for expr, want := range map[string][]observe.Kind{
+		`obs.kind == "account" && obs.enabled`:               {observe.KindAccount},
+		`obs.enabled && "tls" == obs.kind`:                   {observe.KindTLS},
+		`obs.kind in ["service", "check"] && obs.port == 22`: {observe.KindService, observe.KindCheck},
+		`obs.kind == "account" || obs.port == 22`:            nil,
+		`!(obs.kind == "account")`:                           nil,
+		`obs.port == 22`:                                     nil,
+		`obs.kind == obs.other`:                              nil,
+	} {
+		_, got, err := e.compileExpr(expr)
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("kindsOf(%s) = %v, want %v", expr, got, want)
+		}
+	}
+	// Every shipped rule names its kind, so the index skips it for the
+	// others; a rule that does not still runs on everything.
+	full, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range full.Rules() {
+		if r.Native == "" && r.kinds == nil {
+			t.Errorf("%s (%s:%d): match does not start from obs.kind, so it runs on every observation", r.ID, r.File, r.Line)
+		}
+	}
+}
+
+// obsVal must give rules exactly what Activation describes.
+func TestObsValMatchesActivation(t *testing.T) {
+	for _, o := range []observe.Observation{
+		{Kind: observe.KindService, Location: "dt", Segment: "servers", Vantage: "guest", VantageRole: "guest", Host: "10.0.0.5", Port: 443, Proto: "tcp", Source: "nmap", Attrs: map[string]any{"service": "https", "port": 1}},
+		{Kind: observe.KindAccount, Source: "csv:emr", Attrs: map[string]any{"system": "emr", "username": "jane", "enabled": true}},
+		{Kind: "unknown-kind", Host: "10.0.0.9"},
+	} {
+		act := Activation(o)
+		v := obsVal{o: &o, defaults: kindDefaults[o.Kind]}
+		for k, want := range act {
+			got, ok := v.lookup(k)
+			if !ok || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: obs.%s = %v (%v), Activation has %v", o.Kind, k, got, ok, want)
+			}
+		}
+		if _, ok := v.lookup("no-such-key"); ok {
+			t.Errorf("%s: a missing key was found", o.Kind)
+		}
 	}
 }

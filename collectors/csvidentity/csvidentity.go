@@ -27,23 +27,30 @@ const MaxFileSize = 64 << 20
 
 // Attribute keys of a KindAccount observation (see collectors.KindAccount).
 const (
-	AttrSystem      = "system"
-	AttrUsername    = "username"
-	AttrEmail       = "email"
-	AttrDisplayName = "display_name"
-	AttrEnabled     = "enabled"
-	AttrMFA         = "mfa"
-	AttrLastLogin   = "last_login"
-	AttrLocations   = "locations"
-	AttrRole        = "role"
-	AttrIsAdmin     = "is_admin"
-	AttrExtra       = "extra"
+	AttrSystem      = collectors.AttrSystem
+	AttrUsername    = collectors.AttrUsername
+	AttrEmail       = collectors.AttrEmail
+	AttrDisplayName = collectors.AttrDisplayName
+	AttrEnabled     = collectors.AttrEnabled
+	AttrMFA         = collectors.AttrMFA
+	AttrMFAEnforced = collectors.AttrMFAEnforced
+	AttrLastLogin   = collectors.AttrLastLogin
+	AttrCreated     = collectors.AttrCreated
+	AttrLocations   = collectors.AttrLocations
+	AttrRole        = collectors.AttrRole
+	AttrIsAdmin     = collectors.AttrIsAdmin
+	AttrPwdNoExpiry = collectors.AttrPwdNoExpiry
+	AttrExtra       = collectors.AttrExtra
 )
 
-// knownColumns are the CONTRACT.md columns; every other column goes to extra.
+// knownColumns are the CONTRACT.md columns plus vigil's optional ones
+// (created, mfa_enforced, password_never_expires); every other column goes
+// to extra, except columns whose name says they hold a secret (password,
+// hash, token, ...), which are never read.
 var knownColumns = []string{
 	AttrUsername, AttrEmail, AttrDisplayName, AttrEnabled, AttrMFA,
 	AttrLastLogin, AttrLocations, AttrRole, AttrIsAdmin,
+	AttrCreated, AttrMFAEnforced, AttrPwdNoExpiry,
 }
 
 // ErrNoUsernameColumn is returned when the header has no username column:
@@ -74,7 +81,17 @@ func Collect(ctx context.Context, src config.IdentitySource, now time.Time) (obs
 		return nil, nil, fmt.Errorf("identity source %q: %w", src.System, err)
 	}
 	defer f.Close()
-	return Read(ctx, f, src.Path, src.System, now)
+	obs, rowErrs, err = Read(ctx, f, src.Path, src.System, now)
+	if len(src.Locations) > 0 {
+		// The source is one location's system: accounts that do not
+		// say where they are used are used there.
+		for _, o := range obs {
+			if l, _ := o.Attrs[AttrLocations].([]string); len(l) == 0 {
+				o.Attrs[AttrLocations] = append([]string(nil), src.Locations...)
+			}
+		}
+	}
+	return obs, rowErrs, err
 }
 
 // Source is a configured CSV export as a collectors.Collector. Its clock
@@ -113,12 +130,35 @@ func Read(ctx context.Context, r io.Reader, name, system string, now time.Time) 
 	if system == "" {
 		return nil, nil, fmt.Errorf("%s: identity source has no system label: set system in the configuration", name)
 	}
+	source := "csv:" + system
+	at := now.UTC()
+	var cols columns
+	rowErrs, err = readTable(ctx, r, name, func(header []string) error {
+		cols, err = mapHeader(header, knownColumns, AttrUsername)
+		return err
+	}, func(_ int, rec []string) error {
+		acct, err := cols.account(rec)
+		if err != nil {
+			return err
+		}
+		acct.System, acct.SourceType = system, "csv"
+		obs = append(obs, acct.Observation(source, at))
+		return nil
+	})
+	return obs, rowErrs, err
+}
+
+// readTable reads a CSV export as it comes (BOM, ';' ',' or tab, quoted
+// fields): header gets the first record and may refuse the file; row gets
+// every other record, and a row it refuses, or that does not parse, becomes
+// a *RowError with its line while the rest of the file is still read.
+func readTable(ctx context.Context, r io.Reader, name string, header func([]string) error, row func(line int, rec []string) error) (rowErrs []error, err error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, nil, fmt.Errorf("%s: larger than %d MiB: is this an identity export?", name, MaxFileSize>>20)
+		return nil, fmt.Errorf("%s: larger than %d MiB: is this the right export?", name, MaxFileSize>>20)
 	}
 	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
 
@@ -126,55 +166,41 @@ func Read(ctx context.Context, r io.Reader, name, system string, now time.Time) 
 	cr.Comma = sniffDelimiter(data)
 	cr.FieldsPerRecord = -1 // checked per row, so a short row is a row error
 
-	header, err := cr.Read()
+	first, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, fmt.Errorf("%s: empty file: expected a header line", name)
+		return nil, fmt.Errorf("%s: empty file: expected a header line", name)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: header: %w", name, err)
+		return nil, fmt.Errorf("%s: header: %w", name, err)
 	}
-	cols, err := mapHeader(header)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	if err := header(first); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-
-	source := "csv:" + system
-	at := now.UTC()
 	for {
 		if err := ctx.Err(); err != nil {
-			return obs, rowErrs, err
+			return rowErrs, err
 		}
 		before := cr.InputOffset()
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			break
+			return rowErrs, nil
 		}
 		if err != nil {
 			var pe *csv.ParseError
 			if !errors.As(err, &pe) {
-				return obs, rowErrs, fmt.Errorf("%s: %w", name, err)
+				return rowErrs, fmt.Errorf("%s: %w", name, err)
 			}
 			rowErrs = append(rowErrs, &RowError{File: name, Line: pe.StartLine, Err: pe.Err})
 			if cr.InputOffset() == before { // cannot happen with encoding/csv; never loop forever
-				return obs, rowErrs, fmt.Errorf("%s:%d: cannot continue past this row", name, pe.StartLine)
+				return rowErrs, fmt.Errorf("%s:%d: cannot continue past this row", name, pe.StartLine)
 			}
 			continue
 		}
 		line, _ := cr.FieldPos(0)
-		attrs, err := cols.account(rec)
-		if err != nil {
+		if err := row(line, rec); err != nil {
 			rowErrs = append(rowErrs, &RowError{File: name, Line: line, Err: err})
-			continue
 		}
-		attrs[AttrSystem] = system
-		obs = append(obs, observe.Observation{
-			Kind:   collectors.KindAccount,
-			Source: source,
-			At:     at,
-			Attrs:  attrs,
-		})
 	}
-	return obs, rowErrs, nil
 }
 
 // sniffDelimiter picks ';', ',' or tab, whichever occurs most often outside
@@ -217,7 +243,7 @@ func normalizeHeader(h string) string {
 	return strings.NewReplacer(" ", "_", "-", "_").Replace(h)
 }
 
-func mapHeader(header []string) (columns, error) {
+func mapHeader(header, knownColumns []string, required string) (columns, error) {
 	c := columns{known: map[string]int{}, extra: make([]string, len(header)), n: len(header)}
 	isKnown := map[string]bool{}
 	for _, k := range knownColumns {
@@ -233,14 +259,21 @@ func mapHeader(header []string) (columns, error) {
 			return c, fmt.Errorf("header: column %q appears twice", strings.TrimSpace(h))
 		}
 		seen[key] = true
+		if collectors.SecretLike(key) {
+			continue // never read, never stored
+		}
 		if isKnown[key] {
 			c.known[key] = i
 		} else {
 			c.extra[i] = key
 		}
 	}
-	if _, ok := c.known[AttrUsername]; !ok {
-		return c, fmt.Errorf("header %q: %w (columns: %s)", strings.Join(header, ","), ErrNoUsernameColumn, strings.Join(knownColumns, ", "))
+	if _, ok := c.known[required]; !ok && required != "" {
+		err := fmt.Errorf("no %s column in the header", required)
+		if required == AttrUsername {
+			err = ErrNoUsernameColumn
+		}
+		return c, fmt.Errorf("header %q: %w (columns: %s)", strings.Join(header, ","), err, strings.Join(knownColumns, ", "))
 	}
 	return c, nil
 }
@@ -253,57 +286,59 @@ func (c columns) get(rec []string, key string) string {
 	return strings.TrimSpace(rec[i])
 }
 
-// account turns one record into Attrs, or says why it cannot.
-func (c columns) account(rec []string) (map[string]any, error) {
+// account turns one record into an Account, or says why it cannot.
+func (c columns) account(rec []string) (collectors.Account, error) {
+	var a collectors.Account
 	if len(rec) != c.n {
-		return nil, fmt.Errorf("%d fields, the header has %d", len(rec), c.n)
+		return a, fmt.Errorf("%d fields, the header has %d", len(rec), c.n)
 	}
-	username := c.get(rec, AttrUsername)
-	if username == "" {
-		return nil, errors.New("username is empty")
+	a.Username = c.get(rec, AttrUsername)
+	if a.Username == "" {
+		return a, errors.New("username is empty")
 	}
+	var err error
 	// An export lists accounts that exist; unless it says otherwise, they
 	// can sign in.
-	enabled, err := parseBool(c.get(rec, AttrEnabled), true)
-	if err != nil {
-		return nil, fmt.Errorf("enabled: %w", err)
+	if a.Enabled, err = parseBool(c.get(rec, AttrEnabled), true); err != nil {
+		return a, fmt.Errorf("enabled: %w", err)
 	}
-	isAdmin, err := parseBool(c.get(rec, AttrIsAdmin), false)
-	if err != nil {
-		return nil, fmt.Errorf("is_admin: %w", err)
+	if a.IsAdmin, err = parseBool(c.get(rec, AttrIsAdmin), false); err != nil {
+		return a, fmt.Errorf("is_admin: %w", err)
 	}
-	mfa, err := parseMFA(c.get(rec, AttrMFA))
-	if err != nil {
-		return nil, fmt.Errorf("mfa: %w", err)
+	if a.PasswordNeverExpires, err = parseBool(c.get(rec, AttrPwdNoExpiry), false); err != nil {
+		return a, fmt.Errorf("password_never_expires: %w", err)
 	}
-	lastLogin, err := parseDate(c.get(rec, AttrLastLogin))
-	if err != nil {
-		return nil, fmt.Errorf("last_login: %w", err)
+	if a.MFA, err = parseMFA(c.get(rec, AttrMFA)); err != nil {
+		return a, fmt.Errorf("mfa: %w", err)
 	}
-	locations := []string{}
+	if a.MFAEnforced, err = parseMFA(c.get(rec, AttrMFAEnforced)); err != nil {
+		return a, fmt.Errorf("mfa_enforced: %w", err)
+	}
+	if a.LastLogin, err = parseDate(c.get(rec, AttrLastLogin)); err != nil {
+		return a, fmt.Errorf("last_login: %w", err)
+	}
+	// An export with a last_login column reports sign-ins; one without
+	// does not, and an empty value then means nothing.
+	_, a.LastLoginKnown = c.known[AttrLastLogin]
+	if a.Created, err = parseDate(c.get(rec, AttrCreated)); err != nil {
+		return a, fmt.Errorf("created: %w", err)
+	}
+	a.Locations = []string{}
 	for _, l := range strings.Split(c.get(rec, AttrLocations), ";") {
 		if l = strings.TrimSpace(l); l != "" {
-			locations = append(locations, l)
+			a.Locations = append(a.Locations, l)
 		}
 	}
-	extra := map[string]string{}
+	a.Email = c.get(rec, AttrEmail)
+	a.Name = c.get(rec, AttrDisplayName)
+	a.Role = c.get(rec, AttrRole)
+	a.Extra = map[string]string{}
 	for i, key := range c.extra {
 		if key != "" {
-			extra[key] = strings.TrimSpace(rec[i])
+			a.Extra[key] = strings.TrimSpace(rec[i])
 		}
 	}
-	return map[string]any{
-		AttrUsername:    username,
-		AttrEmail:       c.get(rec, AttrEmail),
-		AttrDisplayName: c.get(rec, AttrDisplayName),
-		AttrEnabled:     enabled,
-		AttrMFA:         mfa,
-		AttrLastLogin:   lastLogin,
-		AttrLocations:   locations,
-		AttrRole:        c.get(rec, AttrRole),
-		AttrIsAdmin:     isAdmin,
-		AttrExtra:       extra,
-	}, nil
+	return a, nil
 }
 
 // parseBool accepts the spellings exports use; empty means def.
@@ -335,17 +370,17 @@ func parseMFA(s string) (string, error) {
 	return "false", nil
 }
 
-// parseDate accepts RFC 3339 or YYYY-MM-DD (midnight UTC) and returns RFC
-// 3339 in UTC; empty or "never" is "" (never signed in).
-func parseDate(s string) (string, error) {
+// parseDate accepts RFC 3339 or YYYY-MM-DD (midnight UTC); empty or
+// "never" is the zero time (never signed in).
+func parseDate(s string) (time.Time, error) {
 	if s == "" || strings.EqualFold(s, "never") {
-		return "", nil
+		return time.Time{}, nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC().Format(time.RFC3339), nil
+		return t.UTC(), nil
 	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t.UTC().Format(time.RFC3339), nil
+		return t.UTC(), nil
 	}
-	return "", fmt.Errorf("%q is neither RFC 3339 (2025-03-01T14:05:00Z) nor YYYY-MM-DD", s)
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2025-03-01T14:05:00Z) nor YYYY-MM-DD", s)
 }
