@@ -210,6 +210,15 @@ type Scan struct {
 	// Categories, when set, are the only finding categories this scan
 	// checked (vigil scan --only segmentation): it resolves nothing else.
 	Categories []Category `json:"categories,omitempty"`
+	// Sources are the identity and software sources this scan read in
+	// full ("csv:emr", "ldap:ad", "osv-scanner"). Findings about accounts
+	// and packages carry their source as Vantage and an empty Location; a
+	// scan resolves them only when it read their source in full, whatever
+	// happened to the network part.
+	Sources []string `json:"sources,omitempty"`
+	// SourceErrors are problems reading a source (a bad CSV row, an API
+	// that refused): that source is then not in Sources.
+	SourceErrors []string `json:"source_errors,omitempty"`
 }
 
 // CellStatus is the verdict on one (from, to) pair of a location's

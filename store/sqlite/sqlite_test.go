@@ -733,3 +733,39 @@ func TestResolveIsScopedToVantage(t *testing.T) {
 		t.Errorf("Scans()[0].Vantages = %v (%v), want the two vantages of s3", scans, err)
 	}
 }
+
+// Findings about accounts and packages belong to their source, not to a
+// location: only a scan that read that source in full resolves them, and
+// it does so even when the network part of the scan failed.
+func TestResolveIsScopedToSource(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "vigil.db"))
+	emr := finding("id.no-mfa", "missing-mfa", observe.Medium, "", "emr:jane")
+	emr.Vantage = "csv:emr"
+	ad := finding("id.stale-account", "stale-account", observe.Medium, "", "ad:bob")
+	ad.Vantage = "ldap:ad"
+	finishT(t, s, observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: []string{"downtown"}, Complete: true,
+		Sources: []string{"csv:emr", "ldap:ad"}}, emr, ad, rdp)
+
+	// A complete network scan that read no source resolves neither.
+	_, res := finishT(t, s, observe.Scan{ID: "s2", StartedAt: at(1), FinishedAt: at(1), Locations: []string{"downtown"}, Complete: true}, rdp)
+	if len(res) != 0 {
+		t.Fatalf("network-only scan resolved %v", ids(res))
+	}
+	// An incomplete scan that read the EMR export in full (but not the
+	// directory, which failed) resolves the EMR finding only.
+	_, res = finishT(t, s, observe.Scan{ID: "s3", StartedAt: at(2), FinishedAt: at(2), Locations: []string{"downtown"},
+		Errors: []string{"location downtown: nmap failed"}, Sources: []string{"csv:emr"},
+		SourceErrors: []string{"ldap:ad: bind refused"}}, rdp)
+	if len(res) != 1 || res[0].ID != emr.ID {
+		t.Fatalf("scan reading csv:emr resolved %v, want only %s", ids(res), emr.ID)
+	}
+	all := byID(t, s)
+	if all[ad.ID].Status != observe.StatusOpen || all[rdp.ID].Status != observe.StatusOpen {
+		t.Errorf("ad finding %s, rdp finding %s: want both open", all[ad.ID].Status, all[rdp.ID].Status)
+	}
+	scans, err := s.Scans(context.Background(), 1)
+	if err != nil || len(scans) != 1 || !slices.Equal(scans[0].Sources, []string{"csv:emr"}) ||
+		!slices.Equal(scans[0].SourceErrors, []string{"ldap:ad: bind refused"}) {
+		t.Errorf("Scans()[0] = %+v (%v), want sources and source errors of s3", scans, err)
+	}
+}

@@ -101,6 +101,12 @@ var migrations = []migration{
 		// JSON object: location id -> segments the scan probed from.
 		`ALTER TABLE scans ADD COLUMN vantages TEXT NOT NULL DEFAULT '{}'`,
 	}},
+	{version: 3, name: "collector sources: scans.sources, scans.source_errors", stmts: []string{
+		// JSON arrays: the identity and software sources read in full, and
+		// the problems reading the others.
+		`ALTER TABLE scans ADD COLUMN sources TEXT NOT NULL DEFAULT '[]'`,
+		`ALTER TABLE scans ADD COLUMN source_errors TEXT NOT NULL DEFAULT '[]'`,
+	}},
 }
 
 // LatestVersion is the schema version this build of vigil writes.

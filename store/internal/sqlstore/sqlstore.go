@@ -432,6 +432,14 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 	if err != nil {
 		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
 	}
+	sources, err := encodeJSON(scan.Sources, "[]")
+	if err != nil {
+		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
+	}
+	sourceErrs, err := encodeJSON(scan.SourceErrors, "[]")
+	if err != nil {
+		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
+	}
 
 	err = d.write(ctx, func(tx *sql.Tx) error {
 		// 1. The scan row.
@@ -473,12 +481,12 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		}
 		if exists {
 			_, err = tx.ExecContext(ctx, `UPDATE scans SET started_at = $2, finished_at = $3, version = $4, locations = $5,
-				complete = $6, errors = $7, vantages = $8 WHERE id = $1`,
-				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs, vantages)
+				complete = $6, errors = $7, vantages = $8, sources = $9, source_errors = $10 WHERE id = $1`,
+				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs, vantages, sources, sourceErrs)
 		} else {
-			_, err = tx.ExecContext(ctx, `INSERT INTO scans (id, started_at, finished_at, version, locations, complete, errors, vantages)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs, vantages)
+			_, err = tx.ExecContext(ctx, `INSERT INTO scans (id, started_at, finished_at, version, locations, complete, errors, vantages,
+				sources, source_errors) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				scan.ID, formatTime(scan.StartedAt), ts, scan.Version, locs, scan.Complete, errs, vantages, sources, sourceErrs)
 		}
 		if err != nil {
 			return fmt.Errorf("record scan: %w", err)
@@ -555,20 +563,32 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		// did not see. Those it saw now have last_seen >= t; so do those a
 		// newer scan saw, which this older one must not overrule. A finding
 		// seen from a vantage point is resolved only by a scan from there:
-		// another sensor's scan could not have seen it.
-		if scan.Complete && len(scan.Locations) > 0 {
+		// another sensor's scan could not have seen it. Findings about
+		// accounts and packages (no location, their source as vantage) are
+		// resolved by any scan that read their source in full.
+		byLocation := scan.Complete && len(scan.Locations) > 0
+		if byLocation || len(scan.Sources) > 0 {
 			q := d.query()
 			q.WriteString(`SELECT ` + findingCols + ` FROM findings WHERE status = ` + q.arg(string(observe.StatusOpen)) +
 				` AND last_seen < ` + q.arg(ts) + ` AND (`)
-			for i, loc := range scan.Locations {
-				if i > 0 {
+			var scopes int
+			if byLocation {
+				for _, loc := range scan.Locations {
+					if scopes++; scopes > 1 {
+						q.WriteString(` OR `)
+					}
+					q.WriteString(`(location = ` + q.arg(loc) + ` AND (vantage = ''`)
+					if vs := scan.Vantages[loc]; len(vs) > 0 {
+						q.WriteString(` OR vantage IN (` + listArgs(q, vs) + `)`)
+					}
+					q.WriteString(`))`)
+				}
+			}
+			if len(scan.Sources) > 0 {
+				if scopes++; scopes > 1 {
 					q.WriteString(` OR `)
 				}
-				q.WriteString(`(location = ` + q.arg(loc) + ` AND (vantage = ''`)
-				if vs := scan.Vantages[loc]; len(vs) > 0 {
-					q.WriteString(` OR vantage IN (` + listArgs(q, vs) + `)`)
-				}
-				q.WriteString(`))`)
+				q.WriteString(`(location = '' AND vantage IN (` + listArgs(q, scan.Sources) + `))`)
 			}
 			q.WriteString(`)`)
 			if len(scan.Categories) > 0 {
@@ -782,8 +802,8 @@ func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status obse
 // Scans returns up to limit scans, newest first; limit <= 0 returns all.
 func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 	q := d.query()
-	q.WriteString(`SELECT id, started_at, finished_at, version, locations, complete, errors, vantages FROM scans
-		ORDER BY started_at DESC, id DESC`)
+	q.WriteString(`SELECT id, started_at, finished_at, version, locations, complete, errors, vantages, sources, source_errors
+		FROM scans ORDER BY started_at DESC, id DESC`)
 	if limit > 0 {
 		q.WriteString(` LIMIT ` + q.arg(limit))
 	}
@@ -795,11 +815,11 @@ func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 	var out []observe.Scan
 	for rows.Next() {
 		var (
-			s                     observe.Scan
-			started, locs, es, vs string
-			finished              sql.NullString
+			s                             observe.Scan
+			started, locs, es, vs, ss, se string
+			finished                      sql.NullString
 		)
-		if err := rows.Scan(&s.ID, &started, &finished, &s.Version, &locs, &s.Complete, &es, &vs); err != nil {
+		if err := rows.Scan(&s.ID, &started, &finished, &s.Version, &locs, &s.Complete, &es, &vs, &ss, &se); err != nil {
 			return nil, d.errorf("scans: %w", err)
 		}
 		if s.StartedAt, err = parseTime(started); err != nil {
@@ -826,6 +846,18 @@ func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 		}
 		if len(s.Errors) == 0 {
 			s.Errors = nil
+		}
+		if s.Sources, err = decodeStrings(ss); err != nil {
+			return nil, d.errorf("scan %s sources: %w", s.ID, err)
+		}
+		if s.SourceErrors, err = decodeStrings(se); err != nil {
+			return nil, d.errorf("scan %s source errors: %w", s.ID, err)
+		}
+		if len(s.Sources) == 0 {
+			s.Sources = nil
+		}
+		if len(s.SourceErrors) == 0 {
+			s.SourceErrors = nil
 		}
 		out = append(out, s)
 	}
