@@ -56,6 +56,12 @@ func textHeader(b *bytes.Buffer, s observe.Scan) {
 	}
 	fmt.Fprintf(tw, "  version\t%s\n", orDash(s.Version))
 	fmt.Fprintf(tw, "  locations\t%s\n", orDash(strings.Join(s.Locations, ", ")))
+	if len(s.Sources)+len(s.SourceErrors) > 0 {
+		fmt.Fprintf(tw, "  sources\t%s\n", orDash(strings.Join(s.Sources, ", ")))
+		for _, e := range s.SourceErrors {
+			fmt.Fprintf(tw, "  \tnot read in full: %s\n", e)
+		}
+	}
 	switch {
 	case s.Complete:
 		fmt.Fprintf(tw, "  status\tcomplete\n")
@@ -72,6 +78,9 @@ func textHeader(b *bytes.Buffer, s observe.Scan) {
 }
 
 func textLocation(b *bytes.Buffer, loc string, findings []observe.Finding, fresh map[string]bool) {
+	if loc == "" {
+		loc = "organisation-wide (accounts, software)"
+	}
 	if len(findings) == 0 {
 		fmt.Fprintf(b, "\n%s: no findings\n", loc)
 		return

@@ -12,8 +12,12 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/accounts"
+	"github.com/vigilhq/vigil/collectors"
+	"github.com/vigilhq/vigil/collectors/csvidentity"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/rules"
@@ -50,6 +54,22 @@ type Run struct {
 	// a quick check after a firewall change. It resolves only
 	// flat-network findings.
 	SegmentationOnly bool
+	// Sources are the identity, software and telegraf collectors to read
+	// (collectors/sources.FromConfig). Every one is read once per scan.
+	Sources []collectors.Collector
+	// Services, when set, looks up the service versions the network scan
+	// found in the local vulnerability database.
+	Services ServiceMatcher
+	// SkipNetwork leaves out the network scan and the segmentation test:
+	// only Sources are read (vigil scan --only identity|software).
+	SkipNetwork bool
+	// SourceTimeout bounds the reading of one source (default 10 minutes).
+	SourceTimeout time.Duration
+}
+
+// ServiceMatcher finds known-vulnerable versions among scanned services.
+type ServiceMatcher interface {
+	MatchServices(ctx context.Context, obs []observe.Observation) ([]observe.Observation, error)
 }
 
 // Result is what a run produced.
@@ -123,7 +143,9 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	start := now().UTC()
 	scan := observe.Scan{ID: NewScanID(start), StartedAt: start, Version: r.Version}
 	for _, l := range locs {
-		scan.Locations = append(scan.Locations, l.ID)
+		if !r.SkipNetwork { // nothing about the locations is checked, so nothing there is resolved
+			scan.Locations = append(scan.Locations, l.ID)
+		}
 	}
 	// The store's writes must finish even after Ctrl-C, so they use a
 	// context that is not cancelled with the scan.
@@ -137,7 +159,7 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		scan.Categories = []observe.Category{"flat-network"}
 	}
 	for _, l := range locs {
-		if r.SegmentationOnly {
+		if r.SegmentationOnly || r.SkipNetwork {
 			break
 		}
 		if ctx.Err() != nil {
@@ -162,7 +184,7 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	// so it can sample the hosts they found instead of sweeping again.
 	scan.Vantages = map[string][]string{}
 	for _, l := range locs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || r.SkipNetwork {
 			break
 		}
 		rr := r.Scanner.Reach(ctx, l, all)
@@ -186,11 +208,46 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 			scan.Vantages[o.Location] = append(scan.Vantages[o.Location], o.Vantage)
 		}
 	}
+	if r.Services != nil && !r.SkipNetwork && !r.SegmentationOnly && ctx.Err() == nil {
+		pkgs, err := r.Services.MatchServices(ctx, all)
+		if err != nil {
+			// Vulnerable-service findings belong to the locations: a failed
+			// lookup makes the network part incomplete, so none of them is
+			// resolved by mistake.
+			scan.Errors = append(scan.Errors, "service versions: "+err.Error())
+		}
+		if err := r.Store.AddObservations(storeCtx, scan.ID, pkgs); err != nil {
+			return nil, err
+		}
+		all = append(all, pkgs...)
+	}
+	if !r.SegmentationOnly {
+		obs, err := r.collect(ctx, &scan)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, obs...)
+	}
 	res.Interrupted = ctx.Err() != nil
 	scan.FinishedAt = now().UTC()
 	scan.Complete = len(scan.Errors) == 0 && !res.Interrupted
+	var roster *csvidentity.Roster
+	if hasAccounts(all) && r.Config.Roster != "" {
+		ro, rowErrs, err := csvidentity.LoadRoster(ctx, r.Config.Roster)
+		if err = errors.Join(append([]error{err}, rowErrs...)...); err != nil {
+			// Without the whole roster nobody can be judged a leaver, or
+			// cleared of being one: no identity source counts as read.
+			scan.SourceErrors = append(scan.SourceErrors, "roster: "+err.Error())
+			scan.Sources = slices.DeleteFunc(scan.Sources, func(s string) bool { return isIdentity(s) })
+		}
+		roster = ro
+	}
+	all = accounts.Enrich(all, roster, accounts.SettingsFrom(r.Config), scan.FinishedAt)
 	findings := r.Rules.Evaluate(all, scan.FinishedAt)
 	for _, l := range locs {
+		if r.SkipNetwork {
+			break
+		}
 		m, fs := r.Rules.Segmentation(PolicyOf(r.Config, l), all, scan.FinishedAt)
 		res.Matrices = append(res.Matrices, m)
 		findings = append(findings, fs...)
@@ -201,6 +258,58 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	}
 	res.Scan, res.Findings, res.Resolved, res.Observations = scan, current, resolved, len(all)
 	return res, nil
+}
+
+// collect reads every source, stores what it yields, and records which
+// were read in full (scan.Sources) and what went wrong with the others
+// (scan.SourceErrors). Only a store failure is returned.
+func (r *Run) collect(ctx context.Context, scan *observe.Scan) ([]observe.Observation, error) {
+	timeout := r.SourceTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
+	storeCtx := context.WithoutCancel(ctx)
+	var all []observe.Observation
+	for _, src := range r.Sources {
+		name := src.Name()
+		if ctx.Err() != nil {
+			scan.SourceErrors = append(scan.SourceErrors, name+": not read: interrupted")
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		start := time.Now()
+		obs, err := src.Collect(sctx)
+		if err == nil && sctx.Err() != nil {
+			err = fmt.Errorf("gave up after %s", timeout)
+		}
+		cancel()
+		if err != nil {
+			msg := err.Error()
+			if !strings.HasPrefix(msg, name) {
+				msg = name + ": " + msg
+			}
+			scan.SourceErrors = append(scan.SourceErrors, msg)
+			r.Logger.Warn("source not read in full", "source", name, "observations", len(obs), "error", msg)
+		} else {
+			scan.Sources = append(scan.Sources, name)
+			r.Logger.Info("source read", "source", name, "observations", len(obs), "took", time.Since(start).Round(time.Millisecond))
+		}
+		if err := r.Store.AddObservations(storeCtx, scan.ID, obs); err != nil {
+			return nil, err
+		}
+		all = append(all, obs...)
+	}
+	return all, nil
+}
+
+func hasAccounts(obs []observe.Observation) bool {
+	return slices.ContainsFunc(obs, func(o observe.Observation) bool { return o.Kind == observe.KindAccount })
+}
+
+// isIdentity reports whether a source name is an identity system's.
+func isIdentity(name string) bool {
+	typ, _, _ := strings.Cut(name, ":")
+	return slices.Contains(config.IdentityTypes, typ)
 }
 
 // PolicyOf describes a location's segments and allowed flows for the

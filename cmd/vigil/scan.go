@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/collectors"
+	"github.com/vigilhq/vigil/collectors/sources"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/internal/termui"
 	"github.com/vigilhq/vigil/observe"
@@ -35,7 +38,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		db       = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
 		vantage  = fs.String("vantage", "", "the segment this sensor probes from (default: detected from local addresses)")
 		dryRun   = fs.Bool("dry-run", false, "print what would be scanned (targets, ports, nmap command) and send nothing")
-		only     = fs.String("only", "", "run only one part of the scan: segmentation (host discovery and reach probes from each vantage point; resolves only flat-network findings)")
+		only     = fs.String("only", "", "run only one part of the scan: network (hosts, services, checks and the segmentation test), segmentation (host discovery and reach probes from each vantage point; resolves only flat-network findings), identity (the identity sources and roster), software (osv-scanner over the software paths), telegraf (the telegraf inputs)")
 		quiet    = fs.Bool("quiet", false, "no progress on stderr")
 		verbose  = fs.Bool("verbose", false, "debug logging on stderr")
 		locs     multiFlag
@@ -71,9 +74,25 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !threshold.Valid() {
 		return fail("--fail-on %q: use critical, high, medium, low or info", *failOn)
 	}
-	if *only != "" && *only != "segmentation" {
-		return fail("--only %q: the only part that runs alone is segmentation", *only)
+	parts := []string{"network", "segmentation", sources.PartIdentity, sources.PartSoftware, sources.PartTelegraf}
+	if *only != "" && !slices.Contains(parts, *only) {
+		return fail("--only %q: use one of %s", *only, strings.Join(parts, ", "))
 	}
+	srcs, err := sources.FromConfig(cfg)
+	if err != nil {
+		return fail("%s: %v", *cfgPath, err)
+	}
+	var collect []collectors.Collector
+	switch *only {
+	case "":
+		collect = sources.Select(srcs)
+	case sources.PartIdentity, sources.PartSoftware, sources.PartTelegraf:
+		collect = sources.Select(srcs, *only)
+		if len(collect) == 0 {
+			return fail("--only %s: the configuration has no %s source", *only, *only)
+		}
+	}
+	network := *only == "" || *only == "network" || *only == "segmentation"
 	var base map[string]bool
 	if *baseline != "" {
 		if base, err = reports.LoadBaseline(*baseline); err != nil {
@@ -105,19 +124,28 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		prog = termui.New(stderr)
 	}
-	sc, err := scanner.New(ctx, scanner.Options{
-		Config: cfg, Logger: log, Vantage: *vantage,
-		Progress: func(e scanner.Event) {
-			if prog != nil {
-				prog.Event(e)
-			}
-		},
-	})
-	if err != nil {
-		return fail("%v", err)
+	var sc *scanner.Scanner
+	if network {
+		sc, err = scanner.New(ctx, scanner.Options{
+			Config: cfg, Logger: log, Vantage: *vantage,
+			Progress: func(e scanner.Event) {
+				if prog != nil {
+					prog.Event(e)
+				}
+			},
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
 	}
 	if *dryRun {
-		return printPlan(stdout, sc, locations)
+		if network {
+			if code := printPlan(stdout, sc, locations); code != exitOK {
+				return code
+			}
+		}
+		printSources(stdout, collect, cfg)
+		return exitOK
 	}
 	st, err := openStore(ctx, *db, cfg)
 	if err != nil {
@@ -125,8 +153,11 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer st.Close()
 
-	r := &scanrun.Run{Config: cfg, Locations: locs, Scanner: sc, Rules: engine, Store: st, Logger: log, Version: version,
-		SegmentationOnly: *only == "segmentation"}
+	r := &scanrun.Run{Config: cfg, Locations: locs, Rules: engine, Store: st, Logger: log, Version: version,
+		SegmentationOnly: *only == "segmentation", SkipNetwork: !network, Sources: collect}
+	if sc != nil {
+		r.Scanner = sc
+	}
 	res, err := r.Do(ctx)
 	if prog != nil {
 		prog.Done()
@@ -148,6 +179,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, e := range res.Scan.Errors {
 		fmt.Fprintf(stderr, "vigil scan: error: %s\n", e)
 	}
+	for _, e := range res.Scan.SourceErrors {
+		fmt.Fprintf(stderr, "vigil scan: source not read in full: %s\n", e)
+	}
 	switch {
 	case res.Interrupted:
 		fmt.Fprintf(stderr, "vigil scan: interrupted: scan %s is stored as incomplete (it resolves no earlier finding)\n", res.Scan.ID)
@@ -156,6 +190,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFindings
 	case !res.Scan.Complete:
 		fmt.Fprintf(stderr, "vigil scan: scan %s is incomplete (%d check(s) failed); its findings are reported but it resolves nothing\n", res.Scan.ID, len(res.Scan.Errors))
+		return exitError
+	case len(res.Scan.SourceErrors) > 0:
+		fmt.Fprintf(stderr, "vigil scan: %d source(s) not read in full; their findings are reported but none of theirs is resolved\n", len(res.Scan.SourceErrors))
 		return exitError
 	}
 	return exitOK
@@ -244,8 +281,12 @@ func summarize(w io.Writer, res *scanrun.Result, dbPath string) {
 	if !res.Scan.Complete {
 		state = "INCOMPLETE"
 	}
-	fmt.Fprintf(w, "scan %s %s: %d location(s), %d host(s) up, %d observation(s), %d finding(s) (%s), %d resolved since last scan, in %s; stored in %s\n",
-		res.Scan.ID, state, len(res.Scan.Locations), res.Hosts, res.Observations, len(res.Findings), counts, len(res.Resolved),
+	srcs := ""
+	if n := len(res.Scan.Sources) + len(res.Scan.SourceErrors); n > 0 {
+		srcs = fmt.Sprintf(", %d of %d source(s) read in full", len(res.Scan.Sources), n)
+	}
+	fmt.Fprintf(w, "scan %s %s: %d location(s), %d host(s) up%s, %d observation(s), %d finding(s) (%s), %d resolved since last scan, in %s; stored in %s\n",
+		res.Scan.ID, state, len(res.Scan.Locations), res.Hosts, srcs, res.Observations, len(res.Findings), counts, len(res.Resolved),
 		res.Scan.FinishedAt.Sub(res.Scan.StartedAt).Round(time.Second), dbPath)
 }
 
@@ -258,6 +299,20 @@ func checkWritable(path string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// printSources lists what a scan would read besides the network.
+func printSources(w io.Writer, srcs []collectors.Collector, cfg *config.Config) {
+	if len(srcs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nsources read after the network scan:\n")
+	for _, s := range srcs {
+		fmt.Fprintf(w, "  %s\n", s.Name())
+	}
+	if cfg.Roster != "" {
+		fmt.Fprintf(w, "  roster: %s (accounts matching nobody on it are leavers' accounts)\n", cfg.Roster)
+	}
 }
 
 func printPlan(w io.Writer, sc *scanner.Scanner, locs []*config.Location) int {

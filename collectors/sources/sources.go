@@ -1,0 +1,81 @@
+// Package sources builds the collectors a configuration names: one per
+// identity source, the software inventory, and the telegraf inputs. It is
+// the one place that knows every collector package.
+package sources
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vigilhq/vigil/collectors"
+	"github.com/vigilhq/vigil/collectors/csvidentity"
+	"github.com/vigilhq/vigil/config"
+)
+
+// Parts of a scan --only can select.
+const (
+	PartIdentity = "identity"
+	PartSoftware = "software"
+	PartTelegraf = "telegraf"
+)
+
+// Source is a collector and the part of the scan it belongs to.
+type Source struct {
+	collectors.Collector
+	Part string
+}
+
+// FromConfig returns the configured sources, in configuration order. A
+// source whose settings cannot work (an unknown type, a missing field) is
+// an error naming its configuration field; no network is touched.
+func FromConfig(cfg *config.Config) ([]Source, error) {
+	var out []Source
+	var errs []error
+	for i, id := range cfg.Identity {
+		c, err := identity(id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("identity[%d] (%s): %w", i, id.System, err))
+			continue
+		}
+		out = append(out, Source{Collector: c, Part: PartIdentity})
+	}
+	sw, tg, err := extra(cfg)
+	errs = append(errs, err)
+	for _, c := range sw {
+		out = append(out, Source{Collector: c, Part: PartSoftware})
+	}
+	for _, c := range tg {
+		out = append(out, Source{Collector: c, Part: PartTelegraf})
+	}
+	return out, errors.Join(errs...)
+}
+
+// Select keeps the sources of the given parts (all when parts is empty).
+func Select(srcs []Source, parts ...string) []collectors.Collector {
+	var out []collectors.Collector
+	for _, s := range srcs {
+		if len(parts) == 0 || slices.Contains(parts, s.Part) {
+			out = append(out, s.Collector)
+		}
+	}
+	return out
+}
+
+// Names lists the sources' names, for plans and logs.
+func Names(srcs []Source) string {
+	var n []string
+	for _, s := range srcs {
+		n = append(n, s.Name())
+	}
+	return strings.Join(n, ", ")
+}
+
+func identity(src config.IdentitySource) (collectors.Collector, error) {
+	switch src.Type {
+	case "csv":
+		return csvidentity.Source{Config: src}, nil
+	}
+	return identityExtra(src)
+}
