@@ -39,6 +39,8 @@ fuzz:
 	$(GO) test ./scanner  -run '^$$' -fuzz FuzzNucleiResultJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./reports  -run '^$$' -fuzz FuzzLoadBaseline   -fuzztime $(FUZZTIME)
 	$(GO) test ./store    -run '^$$' -fuzz FuzzParseURL       -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzRead$$ -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzReadRoster -fuzztime $(FUZZTIME)
 
 # vigil against plain nmap on the lab's segments (needs root): see
 # scripts/bench-scan.sh.

@@ -237,10 +237,23 @@ type columns struct {
 	n     int
 }
 
-// normalizeHeader makes "Display Name", "display-name" and "DISPLAY_NAME" the same.
+// headerAliases are other names exports give the known columns.
+var headerAliases = map[string]string{
+	"e_mail": AttrEmail, "mail": AttrEmail, "email_address": AttrEmail,
+	"user_name": AttrUsername, "login": AttrUsername, "login_name": AttrUsername,
+	"name": AttrDisplayName, "full_name": AttrDisplayName,
+	"last_logon": AttrLastLogin, "last_sign_in": AttrLastLogin, "last_signin": AttrLastLogin,
+}
+
+// normalizeHeader makes "Display Name", "display-name" and "DISPLAY_NAME"
+// the same, and "E-Mail" an email.
 func normalizeHeader(h string) string {
 	h = strings.ToLower(strings.TrimSpace(h))
-	return strings.NewReplacer(" ", "_", "-", "_").Replace(h)
+	h = strings.NewReplacer(" ", "_", "-", "_").Replace(h)
+	if a, ok := headerAliases[h]; ok {
+		return a
+	}
+	return h
 }
 
 func mapHeader(header, knownColumns []string, required string) (columns, error) {

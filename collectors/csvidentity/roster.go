@@ -30,7 +30,7 @@ type StaffMember struct {
 
 // rosterColumns are the columns a roster may have; email or username is
 // required, the rest are optional and other columns are ignored.
-var rosterColumns = []string{AttrEmail, AttrUsername, AttrDisplayName, "name", AttrLocations, "end_date"}
+var rosterColumns = []string{AttrEmail, AttrUsername, AttrDisplayName, AttrLocations, "end_date"}
 
 // LoadRoster reads the roster file at path. Like an identity export, a bad
 // row is returned in rowErrs with its line and the rest is used.
@@ -67,9 +67,6 @@ func ReadRoster(ctx context.Context, r io.Reader, name string) (*Roster, []error
 			Username: cols.get(rec, AttrUsername),
 			Name:     cols.get(rec, AttrDisplayName),
 			Line:     line,
-		}
-		if m.Name == "" {
-			m.Name = cols.get(rec, "name")
 		}
 		if m.Email == "" && m.Username == "" {
 			return errors.New("neither email nor username is set")
