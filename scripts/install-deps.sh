@@ -24,6 +24,8 @@ packages=(
   samba nginx-light openssh-server openssh-client openssl
   # clients the lab tests talk to the daemons with
   snmp smbclient
+  # directory server and clients for the LDAP identity tests
+  slapd ldap-utils
   # certificates, build and test tooling
   ca-certificates make git
 )
