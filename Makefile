@@ -41,6 +41,12 @@ fuzz:
 	$(GO) test ./store    -run '^$$' -fuzz FuzzParseURL       -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzRead$$ -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzReadRoster -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/ldapidentity -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/httpapi -run '^$$' -fuzz FuzzNextLink -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/httpapi -run '^$$' -fuzz FuzzRetryAfter -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/entra -run '^$$' -fuzz FuzzUsersPage -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/google -run '^$$' -fuzz FuzzUsersPage -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/okta -run '^$$' -fuzz FuzzUsersPage -fuzztime $(FUZZTIME)
 
 # vigil against plain nmap on the lab's segments (needs root): see
 # scripts/bench-scan.sh.

@@ -368,6 +368,13 @@ func (c *Config) applyDefaults() {
 	if c.DataDir == "" {
 		c.DataDir = "vigil-data"
 	}
+	for i := range c.Identity {
+		// The label findings name the system by; the type will do when
+		// there is one source of each type.
+		if c.Identity[i].System == "" {
+			c.Identity[i].System = c.Identity[i].Type
+		}
+	}
 	if c.Accounts.StaleDays == 0 {
 		c.Accounts.StaleDays = DefaultStaleDays
 	}

@@ -25,8 +25,17 @@ func (v *validator) validate(c *Config, _ *yaml.Node) {
 	for i := range c.Locations {
 		v.location(c, i, ids)
 	}
+	sourceNames := map[string]int{}
 	for i, id := range c.Identity {
 		v.identity(i, id)
+		sys := id.System
+		if sys == "" {
+			sys = id.Type
+		}
+		if prev, dup := sourceNames[id.Type+":"+sys]; dup {
+			v.fail(fmt.Sprintf("identity[%d].system", i), "%s source %q is also identity[%d]: give each a different system label", id.Type, sys, prev)
+		}
+		sourceNames[id.Type+":"+sys] = i
 	}
 	for i, s := range c.Schedules {
 		p := fmt.Sprintf("schedules[%d]", i)
@@ -202,6 +211,12 @@ func (v *validator) identity(i int, id IdentitySource) {
 		if id.URL == "" {
 			v.fail(p+".url", "an ldap identity source needs url: (ldaps://host or ldap://host with StartTLS)")
 		}
+		if id.BindDNEnv == "" && id.BindDNFile == "" {
+			v.fail(p, "an ldap identity source needs bind_dn_env or bind_dn_file (a read-only service account)")
+		}
+		if id.PasswordEnv == "" && id.PasswordFile == "" {
+			v.fail(p, "an ldap identity source needs password_env or password_file")
+		}
 	case "entra":
 		if id.TenantID == "" || id.ClientID == "" {
 			v.fail(p, "an entra identity source needs tenant_id and client_id")
@@ -212,6 +227,9 @@ func (v *validator) identity(i int, id IdentitySource) {
 	case "google":
 		if id.CredentialsFile == "" {
 			v.fail(p+".credentials_file", "a google identity source needs credentials_file (service-account key)")
+		}
+		if id.AdminEmail == "" {
+			v.fail(p+".admin_email", "a google identity source needs admin_email: the Workspace admin the service account acts as (domain-wide delegation)")
 		}
 	case "okta":
 		if id.OrgURL == "" {

@@ -403,6 +403,34 @@ func searchError(err error, base string, read int) error {
 
 // namingContext is the naming context (from the root DSE) that holds
 // base, or base itself when the server does not say.
+// defaultBase reads where users live when base_dn is not configured: AD's
+// defaultNamingContext, else the directory's only naming context.
+func (s *session) defaultBase(ctx context.Context) (string, error) {
+	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1,
+		int(s.timeout/time.Second), false, "(objectClass=*)", []string{"defaultNamingContext", "namingContexts"}, nil)
+	var res *ldap.SearchResult
+	err := s.op(ctx, "root DSE", func(context.Context) error {
+		var err error
+		res, err = s.lc.Search(req)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("no base_dn configured, and the root DSE could not be read to find it: %w", err)
+	}
+	if len(res.Entries) > 0 {
+		e := res.Entries[0]
+		if d := e.GetEqualFoldAttributeValue("defaultNamingContext"); d != "" {
+			return d, nil
+		}
+		if ncs := e.GetEqualFoldAttributeValues("namingContexts"); len(ncs) == 1 {
+			return ncs[0], nil
+		} else if len(ncs) > 1 {
+			return "", fmt.Errorf("no base_dn configured and the directory has %d naming contexts (%s): set base_dn", len(ncs), strings.Join(ncs, "; "))
+		}
+	}
+	return "", errors.New("no base_dn configured and the root DSE names no naming context: set base_dn")
+}
+
 func (s *session) namingContext(ctx context.Context, base string) string {
 	bdn, err := ldap.ParseDN(base)
 	if err != nil {

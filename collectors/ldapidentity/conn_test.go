@@ -149,7 +149,6 @@ func TestNew(t *testing.T) {
 		{"no host", func(s *config.IdentitySource) { s.URL = "ldaps://" }, "has no host"},
 		{"base in url", func(s *config.IdentitySource) { s.URL = "ldap://dc1/dc=spa,dc=local?sub" }, "goes in base_dn"},
 		{"credentials in url", func(s *config.IdentitySource) { s.URL = "ldaps://admin:hunter2@dc1" }, "credentials do not belong in the URL"},
-		{"no base_dn", func(s *config.IdentitySource) { s.BaseDN = " " }, "base_dn is required"},
 		{"bad base_dn", func(s *config.IdentitySource) { s.BaseDN = "spa.local" }, "not a distinguished name"},
 		{"no bind dn", func(s *config.IdentitySource) { s.BindDNEnv = "" }, "set bind_dn_env or bind_dn_file"},
 		{"no password", func(s *config.IdentitySource) { s.PasswordFile = "" }, "set password_env or password_file"},

@@ -101,10 +101,9 @@ func settingsOf(src config.IdentitySource) (settings, error) {
 		return set, fmt.Errorf("%s: url: %w", name, err)
 	}
 	set.host, _, _ = net.SplitHostPort(set.hostport)
-	if strings.TrimSpace(src.BaseDN) == "" {
-		return set, fmt.Errorf("%s: base_dn is required (e.g. DC=spa,DC=local): the subtree that holds the user accounts", name)
-	}
-	if _, err := ldap.ParseDN(src.BaseDN); err != nil {
+	// No base_dn: the directory's own default naming context is read
+	// from the root DSE after the bind (see session.defaultBase).
+	if _, err := ldap.ParseDN(src.BaseDN); strings.TrimSpace(src.BaseDN) != "" && err != nil {
 		return set, fmt.Errorf("%s: base_dn %q is not a distinguished name: %v", name, src.BaseDN, err)
 	}
 	if src.BindDNEnv == "" && src.BindDNFile == "" {
@@ -188,10 +187,16 @@ func (s *Source) read(ctx context.Context, set settings, bindDN, password string
 		return nil, err
 	}
 
+	base := s.Config.BaseDN
+	if strings.TrimSpace(base) == "" {
+		if base, err = sess.defaultBase(ctx); err != nil {
+			return nil, err
+		}
+	}
 	p := entryParser{system: s.Config.System, locations: s.Config.Locations, admins: set.admins, now: now}
 	var users []user
 	needGroups := false
-	err = sess.search(ctx, s.Config.BaseDN, set.filter, userAttributes, s.limit(), s.afterPage, func(e *ldap.Entry) {
+	err = sess.search(ctx, base, set.filter, userAttributes, s.limit(), s.afterPage, func(e *ldap.Entry) {
 		u := p.user(e)
 		needGroups = needGroups || !u.hasMemberOf
 		users = append(users, u)
@@ -229,7 +234,14 @@ func (s *Source) read(ctx context.Context, set settings, bindDN, password string
 // naming context that holds base_dn (groups often live beside the users'
 // OU, not under it).
 func (s *Source) adminMembers(ctx context.Context, sess *session, admins []adminGroup) (groupMembers, error) {
-	base := sess.namingContext(ctx, s.Config.BaseDN)
+	base := s.Config.BaseDN
+	if strings.TrimSpace(base) == "" {
+		var err error
+		if base, err = sess.defaultBase(ctx); err != nil {
+			return groupMembers{}, err
+		}
+	}
+	base = sess.namingContext(ctx, base)
 	var names []string
 	for _, a := range admins {
 		names = append(names, "(cn="+ldap.EscapeFilter(a.cn)+")")

@@ -193,6 +193,16 @@ func TestSlapdRead(t *testing.T) {
 		checkAccounts(t, obs, spaAccounts())
 	})
 
+	t.Run("no base_dn: the root DSE names it", func(t *testing.T) {
+		s := newSource(t, d.ldapsURL, withCA(d.caFile))
+		s.Config.BaseDN = ""
+		obs, err := s.Collect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAccounts(t, obs, spaAccounts())
+	})
+
 	t.Run("StartTLS", func(t *testing.T) {
 		before := strings.Count(d.log(t), " STARTTLS")
 		obs, err := newSource(t, d.ldapURL, withCA(d.caFile)).Collect(ctx)

@@ -34,6 +34,9 @@ type ConfigOptions struct {
 	// ServersVantage adds the scanner's second leg (ScannerServersAddr,
 	// see Options.ServersVantage) as a vantage point in servers.
 	ServersVantage bool
+	// Extra is YAML appended at the top level (identity sources, roster,
+	// software paths) for sources outside the lab's network.
+	Extra string
 }
 
 // WriteConfig writes a vigil YAML config for the lab to path: organisation
@@ -98,7 +101,7 @@ locations:
 %s    ports: %s
 %sscan:
   ca_files: [%s]
-%s`, q(dataDir), GuestCIDR, ServersCIDR, vantage, q(ports), policy.String(), q(l.CAFile()), udp)
+%s%s`, q(dataDir), GuestCIDR, ServersCIDR, vantage, q(ports), policy.String(), q(l.CAFile()), udp, opts.Extra)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

@@ -127,7 +127,12 @@ func scan(ctx context.Context, l *lab.Lab, vigil, format string) int {
 	}
 	defer os.RemoveAll(tmp)
 	cfg := filepath.Join(tmp, "vigil.yaml")
-	if err := l.WriteConfig(cfg, filepath.Join(tmp, "data")); err != nil {
+	extra, err := writeSources(tmp, time.Now())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "labdemo: writing the identity exports: %v\n", err)
+		return 2
+	}
+	if err := l.WriteConfigWith(cfg, filepath.Join(tmp, "data"), lab.ConfigOptions{Extra: extra}); err != nil {
 		fmt.Fprintf(os.Stderr, "labdemo: writing config: %v\n", err)
 		return 2
 	}
