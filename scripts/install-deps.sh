@@ -11,7 +11,7 @@
 # telnetd or FTP server on a workstation is a hazard, so while this script
 # installs, services are kept from starting (policy-rc.d). They stay enabled
 # for the next boot: disable the ones you do not want, e.g.
-#   systemctl disable --now vsftpd redis-server mosquitto snmpd inetutils-inetd smbd nmbd nginx
+#   systemctl disable --now vsftpd redis-server mosquitto snmpd inetutils-inetd smbd nmbd nginx slapd
 set -euo pipefail
 
 packages=(
