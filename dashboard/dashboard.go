@@ -54,6 +54,8 @@ type Options struct {
 	Audit AuditFunc
 	// Now is the clock for sessions; nil means time.Now.
 	Now func() time.Time
+	// Telemetry mounts the telegraf ingest and /metrics (telemetry.go).
+	Telemetry TelemetryRoutes
 }
 
 // Audit actions.
@@ -138,6 +140,7 @@ func New(opts Options) (http.Handler, error) {
 	authed.GET("/scans", s.scansPage)
 	authed.GET("/api/v1/findings", s.apiFindings)
 	authed.GET("/api/v1/scans", s.apiScans)
+	s.mountTelemetry(r, opts.Telemetry)
 	return r, nil
 }
 
