@@ -168,6 +168,11 @@ var kindDefaults = map[observe.Kind]map[string]any{
 		"days_since_login": -1, "age_days": -1, "stale": false, "unused": false, "shared_name": false,
 		"shared_pattern": "", "multi_location": false, "on_roster": "unknown", "leaver": false,
 		"leaver_reason": "", "remote_access": false, "roster_match": ""},
+	// Telegraf metrics (docs/telegraf.md): the certificate facts are those
+	// of an x509_cert metric, absent from others.
+	observe.KindMetric: {"measurement": "", "tags": map[string]string{}, "fields": map[string]any{},
+		"cert_type": "", "cert_expired": false, "cert_days_left": 0, "cert_not_yet_valid": false,
+		"cert_subject": "", "cert_issuer": "", "cert_not_after": "", "verification": "", "result": ""},
 	observe.KindPackage: {"file": "", "ecosystem": "", "package": "", "version": "", "vulns": []string{},
 		"aliases": []string{}, "severity": "unknown", "cvss": 0.0, "fixed_versions": []string{}, "summary": "",
 		"service": "", "product": ""},

@@ -21,8 +21,8 @@ type obsVal struct {
 }
 
 var (
-	_ traits.Mapper = obsVal{}
-	mapType         = types.NewMapType(types.StringType, types.DynType)
+	_       traits.Mapper = obsVal{}
+	mapType               = types.NewMapType(types.StringType, types.DynType)
 )
 
 // lookup resolves key as Activation would: common fields first, then the
@@ -96,6 +96,6 @@ func (v obsVal) ConvertToNative(t reflect.Type) (any, error) {
 	return v.full().ConvertToNative(t)
 }
 func (v obsVal) ConvertToType(t ref.Type) ref.Val { return v.full().ConvertToType(t) }
-func (v obsVal) Equal(other ref.Val) ref.Val     { return v.full().Equal(other) }
-func (v obsVal) Type() ref.Type                  { return mapType }
-func (v obsVal) Value() any                      { return Activation(*v.o) }
+func (v obsVal) Equal(other ref.Val) ref.Val      { return v.full().Equal(other) }
+func (v obsVal) Type() ref.Type                   { return mapType }
+func (v obsVal) Value() any                       { return Activation(*v.o) }

@@ -294,6 +294,13 @@ func (r *Run) collect(ctx context.Context, scan *observe.Scan) ([]observe.Observ
 			scan.Sources = append(scan.Sources, name)
 			r.Logger.Info("source read", "source", name, "observations", len(obs), "took", time.Since(start).Round(time.Millisecond))
 		}
+		// What a source reports is seen from that source: only a scan
+		// that read it in full may resolve the findings it led to.
+		for i := range obs {
+			if obs[i].Vantage == "" {
+				obs[i].Vantage = name
+			}
+		}
 		if err := r.Store.AddObservations(storeCtx, scan.ID, obs); err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/vigilhq/vigil/collectors/google"
 	"github.com/vigilhq/vigil/collectors/ldapidentity"
 	"github.com/vigilhq/vigil/collectors/okta"
+	"github.com/vigilhq/vigil/collectors/telegrafin"
 	"github.com/vigilhq/vigil/config"
 )
 
@@ -28,5 +29,9 @@ func identityExtra(src config.IdentitySource) (collectors.Collector, error) {
 
 // extra builds the software and telegraf collectors.
 func extra(cfg *config.Config) (software, telegraf []collectors.Collector, err error) {
-	return nil, nil, nil
+	inputs, err := telegrafin.NewAll(cfg.Telegraf)
+	for _, in := range inputs {
+		telegraf = append(telegraf, in)
+	}
+	return nil, telegraf, err
 }

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -578,7 +579,9 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 						q.WriteString(` OR `)
 					}
 					q.WriteString(`(location = ` + q.arg(loc) + ` AND (vantage = ''`)
-					if vs := scan.Vantages[loc]; len(vs) > 0 {
+					// A source (a telegraf input) can report about a
+					// location too: its findings carry it as vantage.
+					if vs := append(slices.Clone(scan.Vantages[loc]), scan.Sources...); len(vs) > 0 {
 						q.WriteString(` OR vantage IN (` + listArgs(q, vs) + `)`)
 					}
 					q.WriteString(`))`)
