@@ -44,6 +44,15 @@ func TestPackBehaviour(t *testing.T) {
 	if len(res) < 5 {
 		t.Fatalf("only %d rule tests ran", len(res))
 	}
+	files := map[string]bool{}
+	for _, r := range res {
+		files[r.File] = true
+	}
+	for _, f := range []string{"rules/pack/tests/identity_tests.yaml", "rules/pack/software.yaml"} {
+		if !files[f] {
+			t.Errorf("the tests in %s did not run (ran: %v)", f, files)
+		}
+	}
 	for _, r := range res {
 		for _, f := range r.Failures {
 			t.Errorf("%s: %s", r.Name, f)

@@ -156,9 +156,12 @@ func summarize(fs []observe.Finding) string {
 	return strings.Join(s, ", ")
 }
 
-// RunEmbeddedTests runs the unit tests shipped with the embedded pack.
+// RunEmbeddedTests runs the unit tests shipped with the embedded pack: the
+// files in pack/tests and the tests: sections of the rule files.
 func (e *Engine) RunEmbeddedTests() ([]TestResult, error) {
 	files, _ := fs.Glob(embedded, "pack/tests/*.yaml")
+	packs, _ := fs.Glob(embedded, "pack/*.yaml")
+	files = append(files, packs...)
 	var out []TestResult
 	for _, f := range files {
 		data, _ := embedded.ReadFile(f)

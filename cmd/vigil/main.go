@@ -137,7 +137,12 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	l := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	// Libraries (osv-scanner, telegraf's plugins) log their progress
+	// through the default slog logger and the log package: route both
+	// through vigil's, so they keep quiet unless --verbose.
+	slog.SetDefault(l)
+	return l
 }
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int {

@@ -158,6 +158,13 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if sc != nil {
 		r.Scanner = sc
 	}
+	if network && *only != "segmentation" {
+		if svc, why := sources.Services(cfg); svc != nil {
+			r.Services = svc
+		} else if !*quiet {
+			fmt.Fprintf(stderr, "note: %s\n", why)
+		}
+	}
 	res, err := r.Do(ctx)
 	if prog != nil {
 		prog.Done()
