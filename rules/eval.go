@@ -175,7 +175,7 @@ var kindDefaults = map[observe.Kind]map[string]any{
 		"cert_subject": "", "cert_issuer": "", "cert_not_after": "", "verification": "", "result": ""},
 	observe.KindPackage: {"file": "", "ecosystem": "", "package": "", "version": "", "vulns": []string{},
 		"aliases": []string{}, "severity": "unknown", "cvss": 0.0, "fixed_versions": []string{}, "summary": "",
-		"service": "", "product": ""},
+		"service": "", "product": "", "image_path": "", "binary_packages": []string{}, "match_basis": ""},
 }
 
 // Exposure says where an observation shows a service is reachable from, in
