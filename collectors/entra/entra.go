@@ -57,23 +57,12 @@ const nonPremium = "Authentication_RequestFromNonPremiumTenantOrB2CTenant"
 // tenantRE accepts a tenant GUID or domain; it goes into the token URL.
 var tenantRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
 
-// Source is one configured Entra tenant as a collectors.Collector.
+// Source is one configured Entra tenant as a collectors.Collector. The
+// embedded httpapi.Options (HTTPClient, Now, MaxPages, MaxRetries, Logger)
+// tune how it reaches Graph; their zero values are the defaults.
 type Source struct {
 	Config config.IdentitySource
-	// HTTPClient sends every request, token requests included; nil means
-	// httpapi.NewHTTPClient(Config.CAFile): timeouts, TLS 1.2+, proxy
-	// from the environment.
-	HTTPClient *http.Client
-	// Now stamps the observations; nil means time.Now.
-	Now func() time.Time
-	// MaxPages bounds each listing (default httpapi.DefaultMaxPages); a
-	// longer one is an error, never a silently short list.
-	MaxPages int
-	// MaxRetries bounds retries of a throttled request (default
-	// httpapi.DefaultMaxRetries).
-	MaxRetries int
-	// Logger receives throttling waits and degradations; nil discards.
-	Logger *slog.Logger
+	httpapi.Options
 }
 
 var _ collectors.Collector = (*Source)(nil)
@@ -142,20 +131,15 @@ func (s *Source) Collect(ctx context.Context) ([]observe.Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	at := time.Now()
-	if s.Now != nil {
-		at = s.Now()
-	}
+	at := s.Time()
 	raw, err := collectors.Secret("client_secret", s.Config.ClientSecretEnv, s.Config.ClientSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name(), err)
 	}
 	secret := httpapi.NewSecret(raw)
-	hc := s.HTTPClient
-	if hc == nil {
-		if hc, err = httpapi.NewHTTPClient(s.Config.CAFile); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name(), err)
-		}
+	c, err := s.NewClient(s.Name(), s.Config.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	cc := clientcredentials.Config{
 		ClientID:     s.Config.ClientID,
@@ -164,24 +148,13 @@ func (s *Source) Collect(ctx context.Context) ([]observe.Observation, error) {
 		Scopes:       []string{api.Scheme + "://" + api.Host + "/.default"},
 		AuthStyle:    oauth2.AuthStyleInParams,
 	}
-	ts := cc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc))
-	redact := []httpapi.Secret{secret}
-	c := &httpapi.Client{
-		Source: s.Name(),
-		Base:   api,
-		HTTP:   hc,
-		Auth: httpapi.OAuth2(s.Name(), ts, tokenURL,
-			"check tenant_id, client_id and the client secret (an expired secret is the usual cause: add a new one under Certificates & secrets)", redact),
-		AuthHint:   "the access token was refused: check tenant_id and that the app registration is not disabled",
-		Redact:     redact,
-		Logger:     s.Logger,
-		MaxPages:   s.MaxPages,
-		MaxRetries: s.MaxRetries,
-	}
+	ts := cc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, c.HTTP))
+	c.Base = api
+	c.Redact = []httpapi.Secret{secret}
+	c.Auth = httpapi.OAuth2(s.Name(), ts, tokenURL,
+		"check tenant_id, client_id and the client secret (an expired secret is the usual cause: add a new one under Certificates & secrets)", c.Redact)
+	c.AuthHint = "the access token was refused: check tenant_id and that the app registration is not disabled"
 	log := c.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 
 	users, signIns, err := s.users(ctx, c, log)
 	if err != nil {

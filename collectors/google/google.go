@@ -9,13 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/mail"
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"golang.org/x/oauth2"
 	googleoauth "golang.org/x/oauth2/google"
@@ -40,21 +38,13 @@ const Grant = "the service account's client ID domain-wide delegation for " + Sc
 // pageSize is the Directory API's largest page.
 const pageSize = "500"
 
-// Source is one configured Workspace domain as a collectors.Collector.
+// Source is one configured Workspace domain as a collectors.Collector. The
+// embedded httpapi.Options (HTTPClient, Now, MaxPages, MaxRetries, Logger)
+// tune how it reaches the Directory API; their zero values are the
+// defaults.
 type Source struct {
 	Config config.IdentitySource
-	// HTTPClient sends every request, token requests included; nil means
-	// httpapi.NewHTTPClient(Config.CAFile).
-	HTTPClient *http.Client
-	// Now stamps the observations; nil means time.Now.
-	Now func() time.Time
-	// MaxPages bounds the listing (default httpapi.DefaultMaxPages).
-	MaxPages int
-	// MaxRetries bounds retries of a throttled request (default
-	// httpapi.DefaultMaxRetries).
-	MaxRetries int
-	// Logger receives throttling waits; nil discards.
-	Logger *slog.Logger
+	httpapi.Options
 }
 
 var _ collectors.Collector = (*Source)(nil)
@@ -116,10 +106,7 @@ func (s *Source) Collect(ctx context.Context) ([]observe.Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	at := time.Now()
-	if s.Now != nil {
-		at = s.Now()
-	}
+	at := s.Time()
 	key, err := collectors.Secret("credentials", "", s.Config.CredentialsFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name(), err)
@@ -138,27 +125,17 @@ func (s *Source) Collect(ctx context.Context) ([]observe.Observation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: credentials_file %s: %v", s.Name(), s.Config.CredentialsFile, err)
 	}
-	redact := keySecrets(string(jwtc.PrivateKey))
-	hc := s.HTTPClient
-	if hc == nil {
-		if hc, err = httpapi.NewHTTPClient(s.Config.CAFile); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name(), err)
-		}
+	c, err := s.NewClient(s.Name(), s.Config.CAFile)
+	if err != nil {
+		return nil, err
 	}
-	ts := jwtc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc))
-	c := &httpapi.Client{
-		Source: s.Name(),
-		Base:   api,
-		HTTP:   hc,
-		Auth: httpapi.OAuth2(s.Name(), ts, tokenURL,
-			"check that the key in credentials_file is still active, that its client ID has domain-wide delegation for "+Scope+
-				", and that admin_email is an existing administrator", redact),
-		AuthHint:   "the access token was refused: check admin_email and the service account's domain-wide delegation",
-		Redact:     redact,
-		Logger:     s.Logger,
-		MaxPages:   s.MaxPages,
-		MaxRetries: s.MaxRetries,
-	}
+	ts := jwtc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, c.HTTP))
+	c.Base = api
+	c.Redact = keySecrets(string(jwtc.PrivateKey))
+	c.Auth = httpapi.OAuth2(s.Name(), ts, tokenURL,
+		"check that the key in credentials_file is still active, that its client ID has domain-wide delegation for "+Scope+
+			", and that admin_email is an existing administrator", c.Redact)
+	c.AuthHint = "the access token was refused: check admin_email and the service account's domain-wide delegation"
 
 	q := url.Values{}
 	switch {

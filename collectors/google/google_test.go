@@ -11,14 +11,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +24,8 @@ import (
 
 	"github.com/vigilhq/vigil/collectors"
 	"github.com/vigilhq/vigil/collectors/httpapi"
+	"github.com/vigilhq/vigil/collectors/httpapi/httpapitest"
 	"github.com/vigilhq/vigil/config"
-	"github.com/vigilhq/vigil/observe"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
@@ -67,20 +65,45 @@ func testKey(t testing.TB) (*rsa.PrivateKey, string) {
 
 // directory is a fake Admin SDK and Google token endpoint.
 type directory struct {
-	t     *testing.T
-	srv   *httptest.Server
-	logs  bytes.Buffer
+	*httpapitest.Server
+	t *testing.T
+
 	mu    sync.Mutex
-	hits  map[string]int
-	route map[string]http.HandlerFunc
 	query []string // every users query seen
 }
 
 func newDirectory(t *testing.T) *directory {
-	d := &directory{t: t, hits: map[string]int{}, route: map[string]http.HandlerFunc{}}
-	d.srv = httptest.NewTLSServer(d)
-	t.Cleanup(d.srv.Close)
+	d := &directory{t: t}
+	d.Server = httpapitest.NewServer(t, httpapitest.API{
+		Authorization: "Bearer " + accessToken,
+		Unauthorized:  "error-unauthorized.json",
+		PageParam:     "pageToken",
+		Open:          map[string]http.HandlerFunc{"/token": d.token, "/alt-token": d.token},
+		Default:       d.serveDefault,
+		Wrap:          d.recordQueries,
+		ContentType:   "application/json; charset=UTF-8",
+		Now:           now,
+	})
 	return d
+}
+
+// recordQueries notes the query of every users request.
+func (d *directory) recordQueries(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == usersPath {
+			d.mu.Lock()
+			d.query = append(d.query, r.URL.RawQuery)
+			d.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// queries returns the users queries seen so far.
+func (d *directory) queries() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.query)
 }
 
 // keyFile writes a service-account key whose token_uri is the fake.
@@ -93,7 +116,7 @@ func (d *directory) keyFile(t *testing.T) string {
 	}
 	quoted, _ := json.Marshal(pemKey)
 	b = bytes.ReplaceAll(b, []byte(`"{{private_key}}"`), quoted)
-	b = bytes.ReplaceAll(b, []byte("{{token_uri}}"), []byte(d.srv.URL+"/token"))
+	b = bytes.ReplaceAll(b, []byte("{{token_uri}}"), []byte(d.URL()+"/token"))
 	path := filepath.Join(t.TempDir(), "key.json")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
@@ -105,66 +128,13 @@ func (d *directory) source(t *testing.T) *Source {
 	t.Helper()
 	s, err := New(config.IdentitySource{
 		Type: "google", System: "workspace", CredentialsFile: d.keyFile(t), AdminEmail: adminEmail,
-		APIURL: d.srv.URL, Locations: []string{"downtown", "uptown"},
+		APIURL: d.URL(), Locations: []string{"downtown", "uptown"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.HTTPClient = d.srv.Client()
-	s.Now = func() time.Time { return now }
-	s.Logger = slog.New(slog.NewTextHandler(&d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d.Configure(&s.Options)
 	return s
-}
-
-func (d *directory) hit(key string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.hits[key]
-}
-
-func (d *directory) fixture(w http.ResponseWriter, status int, name string) {
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		d.t.Errorf("fixture: %v", err)
-	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.WriteHeader(status)
-	w.Write(b)
-}
-
-func (d *directory) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key := r.URL.Path
-	if r.URL.Query().Has("pageToken") {
-		key += "#2"
-	}
-	d.mu.Lock()
-	d.hits[key]++
-	h := d.route[r.URL.Path]
-	if r.URL.Path == usersPath {
-		d.query = append(d.query, r.URL.RawQuery)
-	}
-	d.mu.Unlock()
-	if h != nil && r.URL.Path == "/token" {
-		h(w, r)
-		return
-	}
-	switch r.URL.Path {
-	case "/token":
-		d.token(w, r)
-		return
-	case "/alt-token":
-		d.token(w, r)
-		return
-	}
-	if r.Header.Get("Authorization") != "Bearer "+accessToken {
-		d.fixture(w, 401, "error-unauthorized.json")
-		return
-	}
-	if h != nil {
-		h(w, r)
-		return
-	}
-	d.serveDefault(w, r)
 }
 
 func (d *directory) serveDefault(w http.ResponseWriter, r *http.Request) {
@@ -175,9 +145,9 @@ func (d *directory) serveDefault(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Query().Get("pageToken") {
 	case "":
-		d.fixture(w, 200, "users-1.json")
+		d.Fixture(w, 200, "users-1.json")
 	case secondPageID:
-		d.fixture(w, 200, "users-2.json")
+		d.Fixture(w, 200, "users-2.json")
 	default:
 		w.WriteHeader(400)
 	}
@@ -189,7 +159,7 @@ func (d *directory) token(w http.ResponseWriter, r *http.Request) {
 	r.ParseForm()
 	refuse := func(why string) {
 		d.t.Logf("token refused: %s", why)
-		d.fixture(w, 401, "token-unauthorized-client.json")
+		d.Fixture(w, 401, "token-unauthorized-client.json")
 	}
 	if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
 		refuse("grant_type")
@@ -212,41 +182,12 @@ func (d *directory) token(w http.ResponseWriter, r *http.Request) {
 		Iss, Sub, Scope, Aud string
 	}
 	json.Unmarshal(payload, &claims)
-	if claims.Iss != clientEmail || claims.Sub != adminEmail || claims.Scope != Scope || claims.Aud != d.srv.URL+r.URL.Path {
+	if claims.Iss != clientEmail || claims.Sub != adminEmail || claims.Scope != Scope || claims.Aud != d.URL()+r.URL.Path {
 		refuse(fmt.Sprintf("claims %+v", claims))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"access_token":%q,"expires_in":3599,"token_type":"Bearer"}`, accessToken)
-}
-
-func byUser(obs []observe.Observation) map[string]map[string]any {
-	m := map[string]map[string]any{}
-	for _, o := range obs {
-		m[o.Attrs[collectors.AttrUsername].(string)] = o.Attrs
-	}
-	return m
-}
-
-func golden(t *testing.T, name string, obs []observe.Observation) {
-	t.Helper()
-	got, err := json.MarshalIndent(obs, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(bytes.TrimSpace(want)) != string(got) {
-		t.Errorf("observations differ from %s (go test -update to accept):\n%s", path, got)
-	}
 }
 
 func TestCollect(t *testing.T) {
@@ -255,37 +196,28 @@ func TestCollect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "want-accounts.golden.json", obs)
-	if len(obs) != 6 {
-		t.Fatalf("%d accounts, want 6 from two pages", len(obs))
-	}
-	u := byUser(obs)
-	check := func(user, key string, want any) {
-		t.Helper()
-		if got := u[user][key]; fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s.%s = %v, want %v", user, key, got, want)
-		}
-	}
-	check("skim@glowmedspa.com", collectors.AttrAdminRoles, []string{"super admin"})
-	check("skim@glowmedspa.com", collectors.AttrMFA, "true")
-	check("skim@glowmedspa.com", collectors.AttrMFAEnforced, "true")
-	check("skim@glowmedspa.com", collectors.AttrRole, "Medical Director")
-	check("skim@glowmedspa.com", collectors.AttrLocations, []string{"downtown"})
-	check("skim@glowmedspa.com", collectors.AttrLastLogin, "2025-03-01T16:20:31Z")
-	check("frontdesk@glowmedspa.com", collectors.AttrMFA, "false")
-	check("frontdesk@glowmedspa.com", collectors.AttrLocations, []string{"downtown", "uptown"})
-	check("ops-admin@glowmedspa.com", collectors.AttrIsAdmin, true)
-	check("ops-admin@glowmedspa.com", collectors.AttrAdminRoles, []string{"delegated admin"})
-	check("jlee@glowmedspa.com", collectors.AttrEnabled, false)
-	check("newhire@glowmedspa.com", collectors.AttrLastLogin, "") // 1970-01-01: never
-	check("newhire@glowmedspa.com", collectors.AttrLastLoginOK, true)
-	check("former@glowmedspa.com", collectors.AttrEnabled, false) // archived
-	if d.hit("/token") != 1 {
-		t.Errorf("token fetched %d times", d.hit("/token"))
+	httpapitest.Golden(t, "want-accounts.golden.json", obs, *update)
+	u := httpapitest.ByUsername(obs)
+	u.Check(t, "skim@glowmedspa.com", collectors.AttrAdminRoles, []string{"super admin"})
+	u.Check(t, "skim@glowmedspa.com", collectors.AttrMFA, "true")
+	u.Check(t, "skim@glowmedspa.com", collectors.AttrMFAEnforced, "true")
+	u.Check(t, "skim@glowmedspa.com", collectors.AttrRole, "Medical Director")
+	u.Check(t, "skim@glowmedspa.com", collectors.AttrLocations, []string{"downtown"})
+	u.Check(t, "skim@glowmedspa.com", collectors.AttrLastLogin, "2025-03-01T16:20:31Z")
+	u.Check(t, "frontdesk@glowmedspa.com", collectors.AttrMFA, "false")
+	u.Check(t, "frontdesk@glowmedspa.com", collectors.AttrLocations, []string{"downtown", "uptown"})
+	u.Check(t, "ops-admin@glowmedspa.com", collectors.AttrIsAdmin, true)
+	u.Check(t, "ops-admin@glowmedspa.com", collectors.AttrAdminRoles, []string{"delegated admin"})
+	u.Check(t, "jlee@glowmedspa.com", collectors.AttrEnabled, false)
+	u.Check(t, "newhire@glowmedspa.com", collectors.AttrLastLogin, "") // 1970-01-01: never
+	u.Check(t, "newhire@glowmedspa.com", collectors.AttrLastLoginOK, true)
+	u.Check(t, "former@glowmedspa.com", collectors.AttrEnabled, false) // archived
+	if d.Hits("/token") != 1 {
+		t.Errorf("token fetched %d times", d.Hits("/token"))
 	}
 	want := "customer=my_customer&maxResults=500&projection=full"
-	if len(d.query) != 2 || d.query[0] != want || d.query[1] != "customer=my_customer&maxResults=500&pageToken="+secondPageID+"&projection=full" {
-		t.Errorf("queries = %q", d.query)
+	if q := d.queries(); len(q) != 2 || q[0] != want || q[1] != "customer=my_customer&maxResults=500&pageToken="+secondPageID+"&projection=full" {
+		t.Errorf("queries = %q", q)
 	}
 }
 
@@ -294,133 +226,22 @@ func TestDomainAndTokenURLOverride(t *testing.T) {
 	s := d.source(t)
 	s.Config.Domain = "glowmedspa.com"
 	s.Config.CustomerID = "C03az79cb"
-	s.Config.TokenURL = d.srv.URL + "/alt-token"
+	s.Config.TokenURL = d.URL() + "/alt-token"
 	if _, err := s.Collect(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if d.hit("/alt-token") != 1 || d.hit("/token") != 0 {
-		t.Errorf("token_url override not used: /alt-token %d, /token %d", d.hit("/alt-token"), d.hit("/token"))
+	if d.Hits("/alt-token") != 1 || d.Hits("/token") != 0 {
+		t.Errorf("token_url override not used: /alt-token %d, /token %d", d.Hits("/alt-token"), d.Hits("/token"))
 	}
-	if want := "customer=C03az79cb&domain=glowmedspa.com&maxResults=500&projection=full"; d.query[0] != want {
-		t.Errorf("query = %q, want %q", d.query[0], want)
-	}
-}
-
-func TestCollectErrors(t *testing.T) {
-	serve := func(code int, fixture string) func(d *directory) http.HandlerFunc {
-		return func(d *directory) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) { d.fixture(w, code, fixture) }
-		}
-	}
-	tests := []struct {
-		name  string
-		path  string
-		serve func(d *directory) http.HandlerFunc
-		kind  error
-		want  []string
-	}{
-		{"delegation not authorised", "/token", serve(401, "token-unauthorized-client.json"), httpapi.ErrUnauthorized, []string{
-			"google:workspace: POST /token: 401 Unauthorized: credentials rejected: check that the key in credentials_file is still active",
-			"unauthorized_client: Client is unauthorized to retrieve access tokens",
-		}},
-		{"access token refused", usersPath, serve(401, "error-unauthorized.json"), httpapi.ErrUnauthorized, []string{
-			"google:workspace: GET /admin/directory/v1/users: 401 Unauthorized: credentials rejected", "authError: Request had invalid authentication credentials",
-		}},
-		{"admin lacks privilege", usersPath, serve(403, "error-forbidden.json"), httpapi.ErrForbidden, []string{
-			"google:workspace: GET /admin/directory/v1/users: 403 Forbidden: missing permission: grant the service account's client ID domain-wide delegation for " + Scope,
-			"forbidden: Not Authorized to access this resource/api",
-		}},
-		{"malformed page 2", usersPath, func(d *directory) http.HandlerFunc {
-			return func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Query().Has("pageToken") {
-					fmt.Fprint(w, `{"users":[{"primaryEmail":"x@y"},]}`)
-					return
-				}
-				d.serveDefault(w, r)
-			}
-		}, httpapi.ErrMalformed, []string{"google:workspace: malformed response from /admin/directory/v1/users: page 2: invalid character ']'"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d := newDirectory(t)
-			d.route[tt.path] = tt.serve(d)
-			obs, err := d.source(t).Collect(context.Background())
-			if !errors.Is(err, tt.kind) {
-				t.Fatalf("err = %v, want %v", err, tt.kind)
-			}
-			if obs != nil {
-				t.Errorf("%d observations returned with the error", len(obs))
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error\n  %s\nlacks\n  %s", err, w)
-				}
-			}
-		})
+	if want := "customer=C03az79cb&domain=glowmedspa.com&maxResults=500&projection=full"; d.queries()[0] != want {
+		t.Errorf("query = %q, want %q", d.queries()[0], want)
 	}
 }
 
-func TestRateLimited(t *testing.T) {
-	t.Run("waits and retries", func(t *testing.T) {
-		d := newDirectory(t)
-		var once sync.Once
-		d.route[usersPath] = func(w http.ResponseWriter, r *http.Request) {
-			refused := false
-			if r.URL.Query().Has("pageToken") {
-				once.Do(func() { refused = true })
-			}
-			if refused {
-				w.Header().Set("Retry-After", "1")
-				d.fixture(w, 429, "error-rate-limit.json")
-				return
-			}
-			d.serveDefault(w, r)
-		}
-		start := time.Now()
-		obs, err := d.source(t).Collect(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if took := time.Since(start); took < 950*time.Millisecond {
-			t.Errorf("took %s: did not wait", took)
-		}
-		if d.hit(usersPath+"#2") != 2 || len(obs) != 6 {
-			t.Errorf("page 2 fetched %d times, %d accounts", d.hit(usersPath+"#2"), len(obs))
-		}
-	})
-	t.Run("forever", func(t *testing.T) {
-		d := newDirectory(t)
-		d.route[usersPath] = func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Retry-After", "0")
-			d.fixture(w, 429, "error-rate-limit.json")
-		}
-		s := d.source(t)
-		s.MaxRetries = 3
-		obs, err := s.Collect(context.Background())
-		if !errors.Is(err, httpapi.ErrRateLimited) || obs != nil {
-			t.Fatalf("err = %v, %d observations", err, len(obs))
-		}
-		if d.hit(usersPath) != 4 {
-			t.Errorf("%d requests, want 1 + 3 retries", d.hit(usersPath))
-		}
-		if !strings.Contains(err.Error(), "rateLimitExceeded") {
-			t.Errorf("err = %v", err)
-		}
-	})
-}
-
-func TestCancel(t *testing.T) {
-	d := newDirectory(t)
-	d.route[usersPath] = func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
-	obs, err := d.source(t).Collect(ctx)
-	if !errors.Is(err, context.Canceled) || obs != nil {
-		t.Fatalf("err = %v, %d observations", err, len(obs))
-	}
-}
-
-func TestSecretsNeverLeak(t *testing.T) {
+// TestAPIScenarios runs the failures every cloud identity collector must
+// handle (refusals, throttling, broken pages, cancellation, echoed
+// credentials) against the fake Directory API.
+func TestAPIScenarios(t *testing.T) {
 	_, pemKey := testKey(t)
 	var keyLines []string
 	for _, l := range strings.Split(pemKey, "\n") {
@@ -428,49 +249,49 @@ func TestSecretsNeverLeak(t *testing.T) {
 			keyLines = append(keyLines, l)
 		}
 	}
-	var assertion string
-	scenarios := map[string]func(d *directory){
-		"success": func(d *directory) {},
-		"token endpoint echoes the assertion": func(d *directory) {
-			d.route["/token"] = func(w http.ResponseWriter, r *http.Request) {
-				r.ParseForm()
-				assertion = r.PostForm.Get("assertion")
-				w.WriteHeader(400)
-				json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": "bad " + r.PostForm.Get("assertion") + " " + pemKey})
-			}
-		},
-		"api echoes the token": func(d *directory) {
-			d.route[usersPath] = func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(403)
-				fmt.Fprintf(w, `{"error":{"code":403,"message":%q}}`, r.Header.Get("Authorization"))
-			}
-		},
-	}
-	for name, setup := range scenarios {
-		t.Run(name, func(t *testing.T) {
+	var assertion string // the signed JWT, once a fake token endpoint has seen it
+	httpapitest.Suite{
+		Start: func(t *testing.T) (*httpapitest.Server, collectors.Collector, *httpapi.Options) {
 			d := newDirectory(t)
-			setup(d)
-			obs, err := d.source(t).Collect(context.Background())
-			t.Logf("error: %v", err)
-			var out strings.Builder
-			if err != nil {
-				fmt.Fprintf(&out, "%v\n%+v\n%#v\n", err, err, err)
-			}
-			j, _ := json.Marshal(obs)
-			out.Write(j)
-			out.WriteString(d.logs.String())
-			leaks := append(keyLines, accessToken)
+			s := d.source(t)
+			return d.Server, s, &s.Options
+		},
+		Listing:  usersPath,
+		Accounts: 6,
+		Unauthorized: httpapitest.Refusal{Fixture: "error-unauthorized.json", Hint: "the access token was refused: check admin_email",
+			Code: "authError: Request had invalid authentication credentials"},
+		Forbidden: httpapitest.Refusal{Fixture: "error-forbidden.json", Hint: "grant " + Grant,
+			Code: "forbidden: Not Authorized to access this resource/api"},
+		TokenRefused: &httpapitest.Refusal{Path: "/token", Fixture: "token-unauthorized-client.json",
+			Hint: "check that the key in credentials_file is still active",
+			Code: "unauthorized_client: Client is unauthorized to retrieve access tokens"},
+		Throttled: httpapitest.Refusal{Fixture: "error-rate-limit.json", Code: "rateLimitExceeded"},
+		Page2:     httpapitest.Malformed{Body: `{"users":[{"primaryEmail":"x@y"},]}`, Want: "invalid character ']'"},
+		Secrets: func() []string {
+			leaks := append(slices.Clone(keyLines), accessToken)
 			if assertion != "" {
 				parts := strings.Split(assertion, ".")
 				leaks = append(leaks, assertion, parts[0]+"."+parts[1], parts[2])
 			}
-			for _, leak := range leaks {
-				if strings.Contains(out.String(), leak) {
-					t.Fatalf("credential %q leaked:\n%s", leak[:8]+"...", out.String())
-				}
-			}
-		})
-	}
+			return leaks
+		},
+		Leaks: map[string]func(*httpapitest.Server){
+			"token endpoint echoes the assertion": func(srv *httpapitest.Server) {
+				srv.Handle("/token", func(w http.ResponseWriter, r *http.Request) {
+					r.ParseForm()
+					assertion = r.PostForm.Get("assertion")
+					b, _ := json.Marshal(map[string]string{"error": "invalid_grant", "error_description": "bad " + r.PostForm.Get("assertion") + " " + pemKey})
+					srv.Write(w, 400, b)
+				})
+			},
+			"api echoes the token": func(srv *httpapitest.Server) {
+				srv.Handle(usersPath, func(w http.ResponseWriter, r *http.Request) {
+					w.WriteHeader(403)
+					fmt.Fprintf(w, `{"error":{"code":403,"message":%q}}`, r.Header.Get("Authorization"))
+				})
+			},
+		},
+	}.Run(t)
 }
 
 func TestBadKeyFile(t *testing.T) {
@@ -493,37 +314,19 @@ func TestBadKeyFile(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	ok := config.IdentitySource{Type: "google", System: "workspace", CredentialsFile: "/k.json", AdminEmail: adminEmail}
-	if s, err := New(ok); err != nil || s.Name() != "google:workspace" {
-		t.Fatal(s, err)
-	}
-	tests := []struct {
-		change func(*config.IdentitySource)
-		want   string
-	}{
-		{func(c *config.IdentitySource) { c.System = "" }, "set system"},
-		{func(c *config.IdentitySource) { c.CredentialsFile = "" }, "credentials_file"},
-		{func(c *config.IdentitySource) { c.AdminEmail = "" }, "admin_email"},
-		{func(c *config.IdentitySource) { c.AdminEmail = "Admin <it@x.com>" }, "admin_email"},
-		{func(c *config.IdentitySource) { c.Domain = "x.com&customer=other" }, "plain names"},
-		{func(c *config.IdentitySource) { c.APIURL = "http://admin.example" }, "api_url"},
-		{func(c *config.IdentitySource) { c.TokenURL = "http://oauth.example/token" }, "token_url"},
-	}
-	for _, tt := range tests {
-		c := ok
-		tt.change(&c)
-		if _, err := New(c); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("New(%+v) = %v, want an error about %s", c, err, tt.want)
-		}
-	}
+	httpapitest.CheckNew(t, New, ok, "google:workspace",
+		httpapitest.Misconfig{Change: func(c *config.IdentitySource) { c.CredentialsFile = "" }, Want: "credentials_file"},
+		httpapitest.Misconfig{Change: func(c *config.IdentitySource) { c.AdminEmail = "" }, Want: "admin_email"},
+		httpapitest.Misconfig{Change: func(c *config.IdentitySource) { c.AdminEmail = "Admin <it@x.com>" }, Want: "admin_email"},
+		httpapitest.Misconfig{Change: func(c *config.IdentitySource) { c.Domain = "x.com&customer=other" }, Want: "plain names"},
+		httpapitest.Misconfig{Change: func(c *config.IdentitySource) { c.APIURL = "http://admin.example" }, Want: "api_url"},
+		httpapitest.Misconfig{Change: func(c *config.IdentitySource) { c.TokenURL = "http://oauth.example/token" }, Want: "token_url"},
+	)
 }
 
 // FuzzUsersPage: nothing the Directory API sends may panic the collector.
 func FuzzUsersPage(f *testing.F) {
-	for _, name := range []string{"users-1.json", "users-2.json"} {
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			f.Fatal(err)
-		}
+	for _, b := range httpapitest.Fixtures(f, "users-1.json", "users-2.json") {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"users":[{"locations":"x","organizations":[1,2],"lastLoginTime":"never"}]}`))

@@ -8,13 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/vigilhq/vigil/collectors"
 	"github.com/vigilhq/vigil/collectors/httpapi"
@@ -34,24 +32,15 @@ const DefaultConcurrency = 4
 // pageSize is Okta's largest page for /api/v1/users.
 const pageSize = "200"
 
-// Source is one configured Okta org as a collectors.Collector.
+// Source is one configured Okta org as a collectors.Collector. The
+// embedded httpapi.Options (HTTPClient, Now, MaxPages, MaxRetries, Logger)
+// tune how it reaches the API; their zero values are the defaults.
 type Source struct {
 	Config config.IdentitySource
-	// HTTPClient sends every request; nil means
-	// httpapi.NewHTTPClient(Config.CAFile).
-	HTTPClient *http.Client
-	// Now stamps the observations; nil means time.Now.
-	Now func() time.Time
-	// MaxPages bounds the user listing (default httpapi.DefaultMaxPages).
-	MaxPages int
-	// MaxRetries bounds retries of a throttled request (default
-	// httpapi.DefaultMaxRetries).
-	MaxRetries int
+	httpapi.Options
 	// Concurrency bounds the per-user requests (factors, roles) in flight
 	// (default DefaultConcurrency).
 	Concurrency int
-	// Logger receives throttling waits; nil discards.
-	Logger *slog.Logger
 }
 
 var _ collectors.Collector = (*Source)(nil)
@@ -111,32 +100,20 @@ func (s *Source) Collect(ctx context.Context) ([]observe.Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	at := time.Now()
-	if s.Now != nil {
-		at = s.Now()
-	}
+	at := s.Time()
 	raw, err := collectors.Secret("token", s.Config.TokenEnv, s.Config.TokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name(), err)
 	}
 	token := httpapi.NewSecret(raw)
-	hc := s.HTTPClient
-	if hc == nil {
-		if hc, err = httpapi.NewHTTPClient(s.Config.CAFile); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name(), err)
-		}
+	c, err := s.NewClient(s.Name(), s.Config.CAFile)
+	if err != nil {
+		return nil, err
 	}
-	c := &httpapi.Client{
-		Source:     s.Name(),
-		Base:       base,
-		HTTP:       hc,
-		Auth:       httpapi.Static("SSWS", token),
-		AuthHint:   "check the API token (Security > API > Tokens): it expires after 30 days unused, and when its creator is deactivated",
-		Redact:     []httpapi.Secret{token},
-		Logger:     s.Logger,
-		MaxPages:   s.MaxPages,
-		MaxRetries: s.MaxRetries,
-	}
+	c.Base = base
+	c.Auth = httpapi.Static("SSWS", token)
+	c.AuthHint = "check the API token (Security > API > Tokens): it expires after 30 days unused, and when its creator is deactivated"
+	c.Redact = []httpapi.Secret{token}
 
 	var users []user
 	err = httpapi.Pages(ctx, c, "api/v1/users?limit="+pageSize, GrantUsers,
