@@ -44,6 +44,7 @@ type Config struct {
 	// (default DATA_DIR/osv); see docs/software.md for refreshing it.
 	OSVDB     string           `yaml:"osv_db"`
 	Accounts  AccountSettings  `yaml:"accounts"`
+	Controls  ControlSettings  `yaml:"controls"`
 	Telegraf  TelegrafSettings `yaml:"telegraf"`
 	Schedules []Schedule       `yaml:"schedules"`
 	Scan      ScanSettings     `yaml:"scan"`
@@ -66,6 +67,13 @@ type AccountSettings struct {
 	// remote access, where missing MFA ranks higher. Default: every
 	// entra, google and okta source.
 	RemoteSystems []string `yaml:"remote_systems"`
+}
+
+// ControlSettings tune how control status is computed.
+type ControlSettings struct {
+	// AddressableAsRequired treats every addressable HIPAA implementation
+	// specification as required, as the 2025 proposed Security Rule would.
+	AddressableAsRequired bool `yaml:"addressable_as_required"`
 }
 
 // TelegrafSettings configure telegraf inputs run by vigil and the endpoint
