@@ -46,6 +46,11 @@ type Rule struct {
 	esc   []cel.Program
 }
 
+// Kinds returns the observation kinds the rule's match can be true for;
+// nil means any kind, or a native evaluator (which judges many
+// observations of a location at once).
+func (r *Rule) Kinds() []observe.Kind { return slices.Clone(r.kinds) }
+
 // Escalation raises a rule's severity when When holds.
 type Escalation struct {
 	When     string           `yaml:"when"`
@@ -80,10 +85,11 @@ var idPattern = regexp.MustCompile(`^[a-z0-9]+(\.[a-z0-9-]+)+$`)
 
 // Engine holds the loaded rules and the control catalog they cite.
 type Engine struct {
-	rules   []*Rule
-	byID    map[string]*Rule
-	catalog *Catalog
-	env     *cel.Env
+	rules    []*Rule
+	byID     map[string]*Rule
+	disabled []*Rule // dropped by Options.Disable, for lint to name
+	catalog  *Catalog
+	env      *cel.Env
 }
 
 // Options selects what an Engine loads besides the embedded pack.
@@ -138,6 +144,7 @@ func Load(opts Options) (*Engine, error) {
 			errs = append(errs, fmt.Errorf("rules.disable: unknown rule id %q", id))
 			continue
 		}
+		e.disabled = append(e.disabled, e.byID[id])
 		delete(e.byID, id)
 		e.rules = slices.DeleteFunc(e.rules, func(r *Rule) bool { return r.ID == id })
 	}

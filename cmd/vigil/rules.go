@@ -6,35 +6,71 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/rules"
 )
 
 func runRules(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("rules", "rules test|lint [DIR]",
-		"vigil rules test ./my-rules   # load the embedded pack plus ./my-rules and run their tests", stderr)
+	fs := newFlags("rules", "rules test|lint [--config FILE] [--strict] [DIR]",
+		"vigil rules lint --config vigil.yaml ./my-rules   # the embedded pack, the config's rules.dirs and disable list, and ./my-rules", stderr)
+	cfgPath := fs.String("config", "", "also load the rules.dirs and drop the rules.disable of the configuration `FILE`, as vigil scan does")
+	strict := fs.Bool("strict", false, "lint: fail on warnings too")
+	// The verb may come before the flags (vigil rules lint --strict) or
+	// after them (vigil rules --strict lint).
+	var verb string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		verb, args = args[0], args[1:]
+	}
 	if done, code := parseFlags(fs, args); done {
 		return code
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
+	rest := fs.Args()
+	if verb == "" && len(rest) > 0 {
+		verb, rest = rest[0], rest[1:]
+	}
+	if verb == "" || len(rest) > 1 {
 		fs.Usage()
 		return exitError
 	}
-	verb := fs.Arg(0)
-	var dirs []string
-	if fs.NArg() == 2 {
-		dirs = []string{fs.Arg(1)}
+	opts := rules.Options{Dirs: rest}
+	if *cfgPath != "" {
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil rules %s: %v\n", verb, err)
+			return exitError
+		}
+		opts.Dirs = append(slices.Clone(cfg.Rules.Dirs), rest...)
+		opts.Disable = cfg.Rules.Disable
 	}
-	e, err := rules.Load(rules.Options{Dirs: dirs})
+	dirs := opts.Dirs // their rule tests run too
+	e, err := rules.Load(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil rules %s: rules do not load:\n%v\n", verb, err)
 		return exitFindings
 	}
 	switch verb {
 	case "lint":
-		fmt.Fprintf(stdout, "%d rules load and compile; every control they cite is in the catalog\n", len(e.Rules()))
+		fmt.Fprintf(stdout, "%d rules load and compile; every control they cite is in the catalog (version %s)\n",
+			len(e.Rules()), e.Catalog().Version)
+		errs, warns := 0, 0
+		for _, i := range e.Lint() {
+			fmt.Fprintln(stdout, i)
+			if i.Level == rules.LintError {
+				errs++
+			} else {
+				warns++
+			}
+		}
+		if errs+warns > 0 {
+			fmt.Fprintf(stdout, "%d error(s), %d warning(s)\n", errs, warns)
+		}
+		if errs > 0 || (*strict && warns > 0) {
+			return exitFindings
+		}
 		return exitOK
 	case "test":
 		results, err := e.RunEmbeddedTests()
