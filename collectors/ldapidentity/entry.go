@@ -250,45 +250,41 @@ func (p entryParser) user(e *ldap.Entry) user {
 	if strings.EqualFold(get("nsAccountLock"), "true") {
 		a.Enabled = false
 	}
-	if !isAD {
-		for _, attr := range []string{"authTimestamp", "pwdLastSuccess"} {
-			raw := get(attr)
-			if raw == "" {
-				continue
-			}
-			t, err := parseGeneralizedTime(raw)
-			if err != nil {
-				bad(attr, raw)
-				continue
-			}
-			// The overlay that writes it is on, so sign-ins are recorded.
-			a.LastLoginKnown = true
-			if t.After(a.LastLogin) {
-				a.LastLogin = t
-			}
-		}
-	}
-	if a.PasswordLastSet.IsZero() {
-		if raw := get("pwdChangedTime"); raw != "" {
-			if t, err := parseGeneralizedTime(raw); err == nil {
-				a.PasswordLastSet = t
-			} else {
-				bad("pwdChangedTime", raw)
-			}
-		}
-	}
-	for _, attr := range []string{"whenCreated", "createTimestamp"} {
+	// genTime reads a GeneralizedTime attribute; an unparsable value is
+	// kept raw in extra.
+	genTime := func(attr string) (time.Time, bool) {
 		raw := get(attr)
 		if raw == "" {
-			continue
+			return time.Time{}, false
 		}
 		t, err := parseGeneralizedTime(raw)
 		if err != nil {
 			bad(attr, raw)
-			continue
+			return time.Time{}, false
 		}
-		a.Created = t
-		break
+		return t, true
+	}
+	if !isAD {
+		for _, attr := range []string{"authTimestamp", "pwdLastSuccess"} {
+			if t, ok := genTime(attr); ok {
+				// The overlay that writes it is on, so sign-ins are recorded.
+				a.LastLoginKnown = true
+				if t.After(a.LastLogin) {
+					a.LastLogin = t
+				}
+			}
+		}
+	}
+	if a.PasswordLastSet.IsZero() {
+		if t, ok := genTime("pwdChangedTime"); ok {
+			a.PasswordLastSet = t
+		}
+	}
+	for _, attr := range []string{"whenCreated", "createTimestamp"} {
+		if t, ok := genTime(attr); ok {
+			a.Created = t
+			break
+		}
 	}
 
 	// Administrators.
