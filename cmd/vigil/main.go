@@ -35,6 +35,7 @@ func commands() []command {
 	return []command{
 		{"scan", "scan the configured locations once and print the findings", runScan},
 		{"rules", "test or lint rule packs (vigil rules test|lint [DIR])", runRules},
+		{"evidence", "export or verify the tamper-evident evidence log (vigil evidence export|verify)", runEvidence},
 		{"version", "print vigil's version", runVersion},
 	}
 }

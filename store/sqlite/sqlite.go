@@ -21,6 +21,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/internal/sqlstore"
@@ -44,6 +45,7 @@ type options struct {
 	busyTimeout time.Duration
 	readOnly    bool
 	now         func() time.Time
+	evidenceKey *evidence.Key
 }
 
 // Option changes how Open opens the database.
@@ -67,6 +69,14 @@ func ReadOnly() Option {
 // start or finish, a person's status change, a migration's applied_at).
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
+}
+
+// WithEvidenceKey sets the key that signs the evidence log's checkpoints
+// (evidence.LoadOrCreateKey reads the data directory's). Without it the
+// log is still written and chained, but not signed until a writer with a
+// key comes. A read-only store ignores it.
+func WithEvidenceKey(k *evidence.Key) Option {
+	return func(o *options) { o.evidenceKey = k }
 }
 
 // Open opens the database at path, creating it and its parent directory
@@ -152,7 +162,11 @@ func openDB(ctx context.Context, abs string, o options, lock *fileLock) (*Store,
 		db.Close()
 		return nil, fmt.Errorf("store %s: open: %w", abs, err)
 	}
-	return &Store{core: sqlstore.New(db, abs, o.now, sqlstore.Question), db: db, lock: lock, path: abs}, nil
+	core := sqlstore.New(db, abs, o.now, sqlstore.Question)
+	if !o.readOnly && o.evidenceKey != nil {
+		core.SetEvidenceKey(o.evidenceKey)
+	}
+	return &Store{core: core, db: db, lock: lock, path: abs}, nil
 }
 
 // dsn builds the modernc.org/sqlite data source name: a file: URI, so that
@@ -246,6 +260,10 @@ func (s *Store) Observations(ctx context.Context, scanID string) ([]observe.Obse
 func (s *Store) FindingHistory(ctx context.Context, findingID string) ([]store.FindingEvent, error) {
 	return s.core.FindingHistory(ctx, findingID)
 }
+
+// Evidence returns what `vigil evidence export` reads: the evidence log,
+// its checkpoints and the observations its entries commit to.
+func (s *Store) Evidence() evidence.Source { return s.core }
 
 // Close waits for running statements, closes the database and releases the
 // lock file. Calling it again returns the first call's result.

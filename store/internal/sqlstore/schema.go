@@ -22,6 +22,9 @@ type migration struct {
 	version int
 	name    string
 	stmts   []string
+	// sqlite and postgres hold what the two databases write differently
+	// (triggers); Migrate runs the backend's list after stmts.
+	sqlite, postgres []string
 }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -107,7 +110,72 @@ var migrations = []migration{
 		`ALTER TABLE scans ADD COLUMN sources TEXT NOT NULL DEFAULT '[]'`,
 		`ALTER TABLE scans ADD COLUMN source_errors TEXT NOT NULL DEFAULT '[]'`,
 	}},
+	{version: 4, name: "evidence log: evidence_log, evidence_checkpoints, append-only", stmts: []string{
+		// The hash-chained log (package evidence, docs/evidence.md). Digests
+		// and keys are lower-case hex TEXT so that sqlite3 and psql show them.
+		`CREATE TABLE evidence_log (
+			seq            INTEGER PRIMARY KEY,        -- 1, 2, 3, ... without gaps
+			at             TEXT NOT NULL,              -- when appended; hashed as written
+			kind           TEXT NOT NULL,              -- observations|scan|finding-event|acceptance|attestation|key
+			subject        TEXT NOT NULL DEFAULT '',   -- the scan or finding id
+			payload        TEXT NOT NULL,              -- compact JSON: the exact bytes payload_digest covers
+			payload_digest TEXT NOT NULL,              -- SHA-256 of payload
+			prev_hash      TEXT NOT NULL,              -- hash of entry seq-1; zeros for entry 1
+			hash           TEXT NOT NULL               -- evidence.Entry.ComputeHash
+		)`,
+		`CREATE INDEX evidence_log_kind ON evidence_log (kind, seq)`,
+		`CREATE INDEX evidence_log_at ON evidence_log (at)`,
+		`CREATE TABLE evidence_checkpoints (
+			seq        INTEGER PRIMARY KEY REFERENCES evidence_log (seq),
+			hash       TEXT NOT NULL,                  -- the hash of entry seq, as signed
+			at         TEXT NOT NULL,                  -- when signed
+			public_key TEXT NOT NULL,                  -- ed25519:<hex>
+			signature  TEXT NOT NULL                   -- Ed25519 signature, hex
+		)`,
+	},
+		// The database refuses to change or remove what was logged, and
+		// accepts a new entry only right after the last one. This stops a
+		// bug or a stray statement; someone who can drop triggers can do
+		// anything, and the chain and signatures are what catch that.
+		sqlite: []string{
+			`CREATE TRIGGER evidence_log_no_update BEFORE UPDATE ON evidence_log
+			BEGIN SELECT RAISE(ABORT, 'evidence_log is append-only: UPDATE refused'); END`,
+			`CREATE TRIGGER evidence_log_no_delete BEFORE DELETE ON evidence_log
+			BEGIN SELECT RAISE(ABORT, 'evidence_log is append-only: DELETE refused'); END`,
+			// Also stops INSERT OR REPLACE over an existing entry.
+			`CREATE TRIGGER evidence_log_append BEFORE INSERT ON evidence_log
+			WHEN NEW.seq IS NOT (SELECT COALESCE(MAX(seq), 0) + 1 FROM evidence_log)
+				OR NEW.prev_hash IS NOT COALESCE((SELECT hash FROM evidence_log WHERE seq = NEW.seq - 1), '` + zeroHash + `')
+			BEGIN SELECT RAISE(ABORT, 'evidence_log is append-only: a new entry must follow the last one'); END`,
+			`CREATE TRIGGER evidence_checkpoints_no_update BEFORE UPDATE ON evidence_checkpoints
+			BEGIN SELECT RAISE(ABORT, 'evidence_checkpoints is append-only: UPDATE refused'); END`,
+			`CREATE TRIGGER evidence_checkpoints_no_delete BEFORE DELETE ON evidence_checkpoints
+			BEGIN SELECT RAISE(ABORT, 'evidence_checkpoints is append-only: DELETE refused'); END`,
+			`CREATE TRIGGER evidence_checkpoints_append BEFORE INSERT ON evidence_checkpoints
+			WHEN NEW.hash IS NOT (SELECT hash FROM evidence_log WHERE seq = NEW.seq)
+				OR EXISTS (SELECT 1 FROM evidence_checkpoints WHERE seq = NEW.seq)
+			BEGIN SELECT RAISE(ABORT, 'evidence_checkpoints is append-only: a checkpoint signs a logged hash, once'); END`,
+		},
+		// Not yet run by any backend: the PostgreSQL store will.
+		postgres: []string{
+			`CREATE FUNCTION evidence_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
+			END $$`,
+			`CREATE TRIGGER evidence_log_append_only BEFORE UPDATE OR DELETE ON evidence_log
+			FOR EACH ROW EXECUTE FUNCTION evidence_append_only()`,
+			`CREATE TRIGGER evidence_log_no_truncate BEFORE TRUNCATE ON evidence_log
+			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
+			`CREATE TRIGGER evidence_checkpoints_append_only BEFORE UPDATE OR DELETE ON evidence_checkpoints
+			FOR EACH ROW EXECUTE FUNCTION evidence_append_only()`,
+			`CREATE TRIGGER evidence_checkpoints_no_truncate BEFORE TRUNCATE ON evidence_checkpoints
+			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
+		},
+	},
 }
+
+// zeroHash is the prev_hash of entry 1.
+const zeroHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // LatestVersion is the schema version this build of vigil writes.
 var LatestVersion = migrations[len(migrations)-1].version

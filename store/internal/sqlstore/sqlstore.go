@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
 )
@@ -47,6 +48,9 @@ type DB struct {
 	// (honouring ctx) instead of failing on the database's write lock.
 	sem          chan struct{}
 	beforeCommit func(context.Context) error
+	// evidenceKey signs the evidence log's checkpoints; nil writes the
+	// chain without signing it.
+	evidenceKey *evidence.Key
 }
 
 // New wraps an open pool. name prefixes every error ("store NAME: ..."); now
@@ -126,7 +130,12 @@ func (d *DB) Migrate(ctx context.Context) error {
 			if m.version <= current {
 				continue
 			}
-			for i, stmt := range m.stmts {
+			// Placeholders says which database this is: each driver has one.
+			dialect := m.sqlite
+			if d.placeholders == Dollar {
+				dialect = m.postgres
+			}
+			for i, stmt := range append(slices.Clip(m.stmts), dialect...) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
 					return d.errorf("migrate to v%d (%s), statement %d: %w", m.version, m.name, i+1, err)
 				}
@@ -202,7 +211,9 @@ const observationCols = `scan_id, seq, kind, location, segment, segment_role, va
 	internet_facing, host, port, proto, source, observed_at, attrs`
 
 // AddObservations appends observations to a running scan in one transaction:
-// either all of them are stored or none.
+// either all of them are stored or none. The evidence log gets one
+// observations entry per evidence.MaxObservationsPerEntry, listing each
+// stored row's digest.
 func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.Observation) error {
 	if len(obs) == 0 {
 		return nil
@@ -232,6 +243,7 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), -1) + 1 FROM observations WHERE scan_id = $1`, scanID).Scan(&next); err != nil {
 			return err
 		}
+		rows := make([]evidence.ObservationRow, len(obs))
 		for start := 0; start < len(obs); start += batchRows {
 			end := min(start+batchRows, len(obs))
 			q := d.query()
@@ -241,14 +253,26 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 				if i > start {
 					q.WriteString(", ")
 				}
+				at := formatTime(o.At)
 				q.row(scanID, next+i, string(o.Kind), o.Location, o.Segment, o.SegmentRole, o.Vantage, o.VantageRole,
-					o.InternetFacing, o.Host, o.Port, o.Proto, o.Source, formatTime(o.At), attrs[i])
+					o.InternetFacing, o.Host, o.Port, o.Proto, o.Source, at, attrs[i])
+				// The row as stored, for its digest.
+				rows[i] = evidence.ObservationRow{ScanID: scanID, Seq: int64(next + i), Kind: string(o.Kind), Location: o.Location,
+					Segment: o.Segment, SegmentRole: o.SegmentRole, Vantage: o.Vantage, VantageRole: o.VantageRole,
+					InternetFacing: o.InternetFacing, Host: o.Host, Port: int64(o.Port), Proto: o.Proto, Source: o.Source, ObservedAt: at}
+				if s, ok := attrs[i].(string); ok {
+					rows[i].Attrs = &s
+				}
 			}
 			if _, err := tx.ExecContext(ctx, q.String(), q.args...); err != nil {
 				return err
 			}
 		}
-		return nil
+		recs, err := evidence.ObservationRecords(scanID, rows)
+		if err != nil {
+			return err
+		}
+		return d.appendEvidence(ctx, tx, recs)
 	})
 	if err != nil {
 		return d.errorf("add %d observations to scan %s: %w", len(obs), scanID, err)
@@ -383,7 +407,8 @@ type eventRow struct {
 
 // FinishScan records the end of a scan and reconciles its findings with the
 // stored ones in one transaction; see store.Store. The time a finding is
-// seen, resolved or reopened is scan.FinishedAt (now, if unset).
+// seen, resolved or reopened is scan.FinishedAt (now, if unset). The
+// evidence log gets a scan entry and one finding-event entry per event.
 func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, err error) {
 	if scan.ID == "" {
 		return nil, nil, d.errorf("finish scan: empty scan id")
@@ -527,6 +552,7 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		defer updateState.Close()
 
 		events := make([]eventRow, 0, len(batch))
+		recs := make([]evidence.Record, 1, 1+len(batch)) // recs[0]: the scan, once the counts are known
 		current = make([]observe.Finding, 0, len(batch))
 		for _, p := range batch {
 			if err := ctx.Err(); err != nil {
@@ -558,6 +584,11 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 			}
 			events = append(events, eventRow{findingID: f.ID, event: ev})
 			current = append(current, f)
+			rec, err := findingEvent(&f, ev, scan.ID, ts)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, rec)
 		}
 
 		// 4. A complete scan resolves the open findings of its locations it
@@ -637,6 +668,11 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 			}
 			for _, f := range resolved {
 				events = append(events, eventRow{findingID: f.ID, event: store.EventResolved})
+				rec, err := findingEvent(&f, store.EventResolved, scan.ID, ts)
+				if err != nil {
+					return err
+				}
+				recs = append(recs, rec)
 			}
 		}
 
@@ -644,7 +680,10 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 		if err := d.insertEvents(ctx, tx, scan.ID, ts, events); err != nil {
 			return fmt.Errorf("record finding history: %w", err)
 		}
-		return nil
+		if recs[0], err = scanRecord(scan, len(current), len(resolved)); err != nil {
+			return err
+		}
+		return d.appendEvidence(ctx, tx, recs)
 	})
 	if err != nil {
 		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
@@ -756,7 +795,9 @@ func (d *DB) Findings(ctx context.Context, f store.FindingFilter) ([]observe.Fin
 
 // SetFindingStatus records a person's decision about a finding: accepted,
 // false-positive, resolved (fixed; a later scan that sees it reopens it) or
-// open (undo). note says who and why, and goes into the history.
+// open (undo). note says who and why, and goes into the history and the
+// evidence log (an acceptance entry for accepted and false-positive, a
+// finding-event entry otherwise).
 func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status observe.Status, note string) error {
 	var ev store.Event
 	switch status {
@@ -773,8 +814,12 @@ func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status obse
 	}
 	at := formatTime(d.now())
 	err := d.write(ctx, func(tx *sql.Tx) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM findings WHERE id = $1`, findingID).Scan(&cur)
+		var (
+			cur string
+			p   = findingEventPayload{FindingID: findingID, Event: string(ev), At: at, Status: string(status), Note: note}
+		)
+		err := tx.QueryRowContext(ctx, `SELECT status, rule, category, severity, location, target, vantage FROM findings WHERE id = $1`, findingID).
+			Scan(&cur, &p.Rule, &p.Category, &p.Severity, &p.Location, &p.Target, &p.Vantage)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -792,9 +837,20 @@ func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status obse
 			findingID, string(status), resolvedAt); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO finding_events (finding_id, scan_id, event_at, event, note) VALUES ($1, NULL, $2, $3, $4)`,
-			findingID, at, string(ev), note)
-		return err
+		if _, err = tx.ExecContext(ctx, `INSERT INTO finding_events (finding_id, scan_id, event_at, event, note) VALUES ($1, NULL, $2, $3, $4)`,
+			findingID, at, string(ev), note); err != nil {
+			return err
+		}
+		p.Previous = cur
+		kind := evidence.KindFindingEvent
+		if status == observe.StatusAccepted || status == observe.StatusFalsePositive {
+			kind = evidence.KindAcceptance
+		}
+		rec, err := findingRecord(kind, p)
+		if err != nil {
+			return err
+		}
+		return d.appendEvidence(ctx, tx, []evidence.Record{rec})
 	})
 	if err != nil {
 		return d.errorf("set finding %s to %s: %w", findingID, status, err)
