@@ -47,6 +47,10 @@ fuzz:
 	$(GO) test ./collectors/entra -run '^$$' -fuzz FuzzUsersPage -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/google -run '^$$' -fuzz FuzzUsersPage -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/okta -run '^$$' -fuzz FuzzUsersPage -fuzztime $(FUZZTIME)
+	$(GO) test ./evidence -run '^$$' -fuzz FuzzVerifyArchive -fuzztime $(FUZZTIME)
+	$(GO) test ./evidence -run '^$$' -fuzz FuzzVerifyFiles -fuzztime $(FUZZTIME)
+	$(GO) test ./evidence -run '^$$' -fuzz FuzzEntryLineFastPath -fuzztime $(FUZZTIME)
+	$(GO) test ./telemetry -run '^$$' -fuzz FuzzIngest -fuzztime $(FUZZTIME)
 
 # vigil against plain nmap on the lab's segments (needs root): see
 # scripts/bench-scan.sh.

@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/collectors"
 	"github.com/vigilhq/vigil/collectors/sources"
 	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/internal/termui"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/reports"
@@ -213,8 +214,14 @@ type storeCloser interface {
 }
 
 func openStore(ctx context.Context, url string, cfg *config.Config) (storeCloser, error) {
+	// The evidence log's checkpoints are signed with the data directory's
+	// key (docs/evidence.md).
+	key, err := evidence.LoadOrCreateKey(absDir(cfg.DataDir))
+	if err != nil {
+		return nil, fmt.Errorf("evidence key: %w", err)
+	}
 	if url == "" {
-		return sqlite.Open(ctx, filepath.Join(absDir(cfg.DataDir), store.DefaultFileName))
+		return sqlite.Open(ctx, filepath.Join(absDir(cfg.DataDir), store.DefaultFileName), sqlite.WithEvidenceKey(key))
 	}
 	driver, dsn, err := store.ParseURL(url)
 	if err != nil {
@@ -223,7 +230,7 @@ func openStore(ctx context.Context, url string, cfg *config.Config) (storeCloser
 	if driver != "sqlite" {
 		return nil, fmt.Errorf("--db %s: the %s backend is not available in this version; use sqlite:///path/vigil.db", url, driver)
 	}
-	return sqlite.Open(ctx, dsn)
+	return sqlite.Open(ctx, dsn, sqlite.WithEvidenceKey(key))
 }
 
 func absDir(p string) string {

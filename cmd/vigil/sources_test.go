@@ -67,4 +67,15 @@ software: [{path: %q}]
 	if len(rep.Scan.Locations) != 0 || !slices.Equal(rep.Scan.Sources, []string{"osv-scanner"}) {
 		t.Errorf("scan locations %v sources %v: want none and osv-scanner", rep.Scan.Locations, rep.Scan.Sources)
 	}
+
+	// The scan's writes are in the evidence log, checkpointed with the
+	// data directory's key: an export verifies offline.
+	archive := filepath.Join(dir, "evidence.tar")
+	if _, stderr, code := vigil(t, "evidence", "export", "--config", cfg, "--output", archive); code != 0 {
+		t.Fatalf("evidence export: exit %d\n%s", code, stderr)
+	}
+	out, stderr, code = vigil(t, "evidence", "verify", archive)
+	if code != 0 || !strings.Contains(out, "verified") || strings.Contains(out, " 0 checkpoints") {
+		t.Errorf("evidence verify: exit %d, want 0 with signed checkpoints\n%s%s", code, out, stderr)
+	}
 }
