@@ -67,6 +67,13 @@ func (f *fixture) audited(action string) []auditEntry {
 // newFixture builds the dashboard over a real SQLite store holding one
 // finished scan with two findings.
 func newFixture(t *testing.T) *fixture {
+	f, _ := newFixtureWith(t, nil)
+	return f
+}
+
+// newFixtureWith is newFixture with Options changed by with (given the
+// store and the fixture's logger) before the dashboard is built.
+func newFixtureWith(t *testing.T, with func(*Options, *sqlite.Store, *slog.Logger)) (*fixture, *sqlite.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vigil.db"))
@@ -83,21 +90,26 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{logs: &bytes.Buffer{}}
-	f.h, err = New(Options{
+	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	opts := Options{
 		Store:        st,
 		Organization: "Glow Aesthetics",
 		Token:        testToken,
-		Logger:       slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:       logger,
 		Audit: func(_ context.Context, actor, action, target string) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.audits = append(f.audits, auditEntry{actor, action, target})
 		},
-	})
+	}
+	if with != nil {
+		with(&opts, st, logger)
+	}
+	f.h, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f
+	return f, st
 }
 
 type req struct {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store/sqlite"
 	"github.com/vigilhq/vigil/telemetry"
 )
@@ -27,42 +25,13 @@ const telegrafToken = "telegraf-agents-token-0123456789abcdef"
 // newTelemetryFixture is the dashboard over a real SQLite store with the
 // telegraf routes mounted as cmd/vigil mounts them.
 func newTelemetryFixture(t *testing.T) (*fixture, *sqlite.Store) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "vigil.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	start := time.Date(2025, 3, 1, 2, 0, 0, 0, time.UTC)
-	scan := observe.Scan{ID: "scan-0001", StartedAt: start, FinishedAt: start.Add(time.Minute), Version: "test", Locations: []string{"downtown", "uptown"}, Complete: true}
-	if err := st.BeginScan(ctx, scan); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.FinishScan(ctx, scan, []observe.Finding{rdp, mfa}); err != nil {
-		t.Fatal(err)
-	}
-	f := &fixture{logs: &bytes.Buffer{}}
-	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.h, err = New(Options{
-		Store:  st,
-		Token:  testToken,
-		Logger: logger,
-		Audit: func(_ context.Context, actor, action, target string) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			f.audits = append(f.audits, auditEntry{actor, action, target})
-		},
-		Telemetry: TelemetryRoutes{
+	return newFixtureWith(t, func(o *Options, st *sqlite.Store, logger *slog.Logger) {
+		o.Telemetry = TelemetryRoutes{
 			Ingest: telemetry.IngestHandler(telemetry.StaticToken(telegrafToken), telemetry.StoreSink{Store: st},
 				telemetry.IngestOptions{Locations: []string{"downtown", "uptown"}, Logger: logger}),
 			Metrics: telemetry.MetricsHandler(telemetry.StorePosture{Store: st, Controls: []string{"hipaa:164.312(b)"}}),
-		},
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, st
 }
 
 func TestTelegrafIngestThroughDashboard(t *testing.T) {
