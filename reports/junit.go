@@ -105,9 +105,9 @@ func (JUnitWriter) Write(w io.Writer, r ScanResult) error {
 }
 
 func junitSuiteOf(r ScanResult, loc string, findings []observe.Finding) junitSuite {
-	class := "vigil." + loc
+	class := "vigil." + locationLabel(loc)
 	suite := junitSuite{
-		Name: loc,
+		Name: locationLabel(loc),
 		Time: junitSeconds(0),
 		Properties: []junitProperty{
 			{Name: "vigil.scan_id", Value: r.Scan.ID},

@@ -157,6 +157,15 @@ func byLocation(scan observe.Scan, findings []observe.Finding) ([]string, map[st
 	return names, groups
 }
 
+// locationLabel names a finding's location for reports: findings about
+// accounts and software have none, they are the organisation's.
+func locationLabel(loc string) string {
+	if loc == "" {
+		return "organisation"
+	}
+	return loc
+}
+
 // controlsText joins a finding's controls for one line of plain text.
 func controlsText(controls []string) string {
 	if len(controls) == 0 {

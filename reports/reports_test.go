@@ -365,3 +365,28 @@ func TestMatrixInJSONAndText(t *testing.T) {
 		}
 	}
 }
+
+// Findings about accounts and software have no location: every format
+// names them as the organisation's rather than printing an empty name.
+func TestOrganisationWideFindings(t *testing.T) {
+	f := observe.Finding{ID: "x", Rule: "id.no-mfa", Category: "missing-mfa", Severity: observe.Medium, Title: "Account has no second factor",
+		Target: "emr:jane", Controls: []string{"hipaa:164.312(d)"}, Evidence: map[string]any{"system": "emr"}, Status: observe.StatusOpen}
+	r := ScanResult{Scan: observe.Scan{ID: "s1", Complete: true, Sources: []string{"csv:emr"}}, Findings: []observe.Finding{f}}
+	for format, want := range map[string]string{
+		"junit": `<testsuite name="organisation"`,
+		"sarif": `"fullyQualifiedName": "organisation/emr:jane"`,
+		"text":  "organisation-wide (accounts, software): 1 finding",
+	} {
+		w, err := WriterFor(format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := w.Write(&b, r); err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s output lacks %q:\n%s", format, want, b.String())
+		}
+	}
+}

@@ -330,7 +330,7 @@ func sarifLocationOf(f observe.Finding) sarifLocation {
 	loc.LogicalLocations = []sarifLogicalLocation{{
 		Name:               name,
 		Kind:               kind,
-		FullyQualifiedName: f.Location + "/" + f.Target,
+		FullyQualifiedName: locationLabel(f.Location) + "/" + f.Target,
 	}}
 	return loc
 }
