@@ -21,6 +21,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/vigilhq/vigil/attest"
 	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
@@ -259,6 +260,32 @@ func (s *Store) Observations(ctx context.Context, scanID string) ([]observe.Obse
 // store.ErrNotFound.
 func (s *Store) FindingHistory(ctx context.Context, findingID string) ([]store.FindingEvent, error) {
 	return s.core.FindingHistory(ctx, findingID)
+}
+
+// ErrSuperseded is returned for a correction of an attestation that was
+// already corrected.
+var ErrSuperseded = sqlstore.ErrSuperseded
+
+// AddAttestation stores an attestation (validate it first with
+// attest.Validate), assigning its ID and RecordedAt, and appends it to the
+// evidence log in the same transaction. Stored attestations are never
+// changed or deleted: see CorrectAttestation.
+func (s *Store) AddAttestation(ctx context.Context, r attest.Record) (attest.Record, error) {
+	return s.core.AddAttestation(ctx, r)
+}
+
+// CorrectAttestation stores r as the correction of the attestation with id
+// supersedes, which stays in the database and the evidence log but no
+// longer counts. An unknown id is store.ErrNotFound; an id already
+// corrected is ErrSuperseded (correct the newest record).
+func (s *Store) CorrectAttestation(ctx context.Context, supersedes string, r attest.Record) (attest.Record, error) {
+	return s.core.CorrectAttestation(ctx, supersedes, r)
+}
+
+// Attestations returns the attestations in force (not superseded by a
+// correction), oldest first.
+func (s *Store) Attestations(ctx context.Context) ([]attest.Record, error) {
+	return s.core.Attestations(ctx)
 }
 
 // Evidence returns what `vigil evidence export` reads: the evidence log,

@@ -172,6 +172,47 @@ var migrations = []migration{
 			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
 		},
 	},
+	{version: 5, name: "attestations, append-only", stmts: []string{
+		// A person's dated record that an administrative safeguard is in
+		// place (package attest, docs/attestations.md). A correction is a
+		// new row naming the one it replaces in supersedes; UNIQUE keeps
+		// the corrections of a record a single line.
+		`CREATE TABLE attestations (
+			id          TEXT PRIMARY KEY,
+			kind        TEXT NOT NULL,                 -- a catalog attestation kind
+			location    TEXT NOT NULL DEFAULT '',      -- '' for the whole organisation
+			at          TEXT NOT NULL,                 -- when the thing attested was done
+			expires_at  TEXT,                          -- NULL: the kind's valid_days
+			by_name     TEXT NOT NULL DEFAULT '',      -- who recorded it ("by" is an SQL keyword)
+			owner       TEXT NOT NULL DEFAULT '',
+			subject     TEXT NOT NULL DEFAULT '',
+			result      TEXT NOT NULL DEFAULT '',
+			note        TEXT NOT NULL DEFAULT '',
+			document    TEXT NOT NULL DEFAULT '',      -- sha256 of the attached document
+			supersedes  TEXT UNIQUE REFERENCES attestations (id),
+			recorded_at TEXT NOT NULL
+		)`,
+		`CREATE INDEX attestations_kind ON attestations (kind, location, at)`,
+	},
+		sqlite: []string{
+			`CREATE TRIGGER attestations_no_update BEFORE UPDATE ON attestations
+			BEGIN SELECT RAISE(ABORT, 'attestations is append-only: UPDATE refused; record a correction that supersedes it'); END`,
+			`CREATE TRIGGER attestations_no_delete BEFORE DELETE ON attestations
+			BEGIN SELECT RAISE(ABORT, 'attestations is append-only: DELETE refused; record a correction that supersedes it'); END`,
+			// REPLACE removes the row it conflicts with without firing the
+			// DELETE trigger: refuse the conflict before it happens.
+			`CREATE TRIGGER attestations_no_replace BEFORE INSERT ON attestations
+			WHEN EXISTS (SELECT 1 FROM attestations WHERE id = NEW.id OR supersedes = NEW.supersedes)
+			BEGIN SELECT RAISE(ABORT, 'attestations is append-only: a new record needs a new id and supersedes a record once'); END`,
+		},
+		// evidence_append_only() is migration 4's.
+		postgres: []string{
+			`CREATE TRIGGER attestations_append_only BEFORE UPDATE OR DELETE ON attestations
+			FOR EACH ROW EXECUTE FUNCTION evidence_append_only()`,
+			`CREATE TRIGGER attestations_no_truncate BEFORE TRUNCATE ON attestations
+			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
+		},
+	},
 }
 
 // zeroHash is the prev_hash of entry 1.
