@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,34 +28,14 @@ type attestStore interface {
 }
 
 func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	usage := func(w io.Writer) {
-		fmt.Fprint(w, `Usage: vigil attest add|list|due [flags]
+	return runVerbs(ctx, "vigil attest", `Usage: vigil attest add|list|due [flags]
 
   add   record that an administrative safeguard is in place (training, BAA, restore drill)
   list  print the attestations in force
   due   print the attestations expiring soon, expired or never recorded
 
 Run `+"`vigil attest add --help`"+` (list, due) for flags and an example. See docs/attestations.md.
-`)
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitError
-	}
-	switch args[0] {
-	case "add":
-		return runAttestAdd(ctx, args[1:], stdout, stderr)
-	case "list":
-		return runAttestList(ctx, args[1:], stdout, stderr)
-	case "due":
-		return runAttestDue(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		usage(stderr)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "vigil attest: unknown verb %q: use add, list or due\n", args[0])
-		return exitError
-	}
+`, []verb{{"add", runAttestAdd}, {"list", runAttestList}, {"due", runAttestDue}}, args, stdout, stderr)
 }
 
 func runAttestAdd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -351,14 +330,9 @@ func checkCommon(fail func(string, ...any) int, cfgPath, format string, rest []s
 // loadAttestSetup loads the configuration and the control catalog; a nil
 // config means stop with the returned code.
 func loadAttestSetup(path string, fail func(string, ...any) int, stderr io.Writer) (*config.Config, *rules.Catalog, int) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		var ce config.Errors
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "vigil attest: %d problem(s) in the configuration:\n%v\n", len(ce), err)
-			return nil, nil, exitError
-		}
-		return nil, nil, fail("%v", err)
+	cfg := loadConfig(path, "vigil attest", stderr)
+	if cfg == nil {
+		return nil, nil, exitError
 	}
 	cat, err := rules.LoadCatalog()
 	if err != nil {

@@ -12,38 +12,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/sqlite"
 )
 
 func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	usage := func(w io.Writer) {
-		fmt.Fprint(w, `Usage: vigil evidence export|verify [flags]
+	return runVerbs(ctx, "vigil evidence", `Usage: vigil evidence export|verify [flags]
 
   export  write the tamper-evident evidence log to a self-contained archive
   verify  check an archive offline and name the first broken entry
 
 Run `+"`vigil evidence export --help`"+` or `+"`vigil evidence verify --help`"+` for flags and an example.
-`)
-	}
-	if len(args) == 0 {
-		usage(stderr)
-		return exitError
-	}
-	switch args[0] {
-	case "export":
-		return runEvidenceExport(ctx, args[1:], stdout, stderr)
-	case "verify":
-		return runEvidenceVerify(ctx, args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		usage(stderr)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "vigil evidence: unknown verb %q: use export or verify\n", args[0])
-		return exitError
-	}
+`, []verb{{"export", runEvidenceExport}, {"verify", runEvidenceVerify}}, args, stdout, stderr)
 }
 
 func runEvidenceExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -83,14 +64,9 @@ func runEvidenceExport(ctx context.Context, args []string, stdout, stderr io.Wri
 			return fail("--since: %v", err)
 		}
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		var ce config.Errors
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "vigil evidence export: %d problem(s) in the configuration:\n%v\n", len(ce), err)
-			return exitError
-		}
-		return fail("%v", err)
+	cfg := loadConfig(*cfgPath, "vigil evidence export", stderr)
+	if cfg == nil {
+		return exitError
 	}
 	dataDir := absDir(cfg.DataDir)
 	path := filepath.Join(dataDir, store.DefaultFileName)

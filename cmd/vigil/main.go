@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/vigilhq/vigil/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -154,4 +156,50 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "vigil %s\n", version)
 	return exitOK
+}
+
+// loadConfig loads the configuration for the command prog ("vigil scan"):
+// on failure it prints every problem with its file and line and returns
+// nil, so the caller exits 2.
+func loadConfig(path, prog string, stderr io.Writer) *config.Config {
+	cfg, err := config.Load(path)
+	if err == nil {
+		return cfg
+	}
+	var ce config.Errors
+	if errors.As(err, &ce) {
+		fmt.Fprintf(stderr, "%s: %d problem(s) in the configuration:\n%v\n", prog, len(ce), err)
+	} else {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	}
+	return nil
+}
+
+// verb is one subcommand of a command with verbs (vigil attest add).
+type verb struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// runVerbs dispatches args[0] to its verb; usage is printed for no verb
+// (exit 2) or for help (exit 0).
+func runVerbs(ctx context.Context, prog, usage string, verbs []verb, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitError
+	}
+	var names []string
+	for _, v := range verbs {
+		if v.name == args[0] {
+			return v.run(ctx, args[1:], stdout, stderr)
+		}
+		names = append(names, v.name)
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stderr, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "%s: unknown verb %q: use %s\n", prog, args[0], strings.Join(names, ", "))
+	return exitError
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/rules"
 )
 
@@ -38,9 +37,8 @@ func runRules(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := rules.Options{Dirs: rest}
 	if *cfgPath != "" {
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			fmt.Fprintf(stderr, "vigil rules %s: %v\n", verb, err)
+		cfg := loadConfig(*cfgPath, "vigil rules "+verb, stderr)
+		if cfg == nil {
 			return exitError
 		}
 		opts.Dirs = append(slices.Clone(cfg.Rules.Dirs), rest...)

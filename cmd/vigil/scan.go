@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -58,14 +57,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q (flags go before nothing else; see --help)", fs.Arg(0))
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		var ce config.Errors
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "vigil scan: %d problem(s) in the configuration:\n%v\n", len(ce), err)
-			return exitError
-		}
-		return fail("%v", err)
+	cfg := loadConfig(*cfgPath, "vigil scan", stderr)
+	if cfg == nil {
+		return exitError
 	}
 	writer, err := reports.WriterFor(*format)
 	if err != nil {
