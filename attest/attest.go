@@ -18,42 +18,12 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/controls"
+	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/rules"
 )
 
 // Record is one attestation as recorded.
-type Record struct {
-	ID string `json:"id"`
-	controls.Attestation
-	// Owner is who is responsible for the safeguard (may differ from By,
-	// who recorded it).
-	Owner string `json:"owner,omitempty"`
-	// Subject is what it is about, where the kind needs one: the person
-	// trained, the vendor whose BAA it is.
-	Subject string `json:"subject,omitempty"`
-	// Result is the outcome where the kind has one: pass or fail for a
-	// restore drill, signed or missing for a BAA.
-	Result string `json:"result,omitempty"`
-	// Document is the sha256 of the attached document ("" for none).
-	Document   string    `json:"document,omitempty"`
-	RecordedAt time.Time `json:"recorded_at"`
-}
-
-// Failing results: an attestation that records a failure (a restore
-// drill that did not restore, a vendor without a BAA) is evidence of a
-// gap, not of a safeguard.
-var failingResults = []string{"fail", "failed", "missing", "not-signed", "unsigned"}
-
-// Counts reports whether the record may satisfy a control.
-func (r Record) Counts() bool {
-	res := strings.ToLower(r.Result)
-	for _, f := range failingResults {
-		if res == f {
-			return false
-		}
-	}
-	return true
-}
+type Record = observe.Attestation
 
 // Expiry is when the record stops counting: its own expiry, else its date
 // plus the kind's valid_days from the catalog.
@@ -101,7 +71,7 @@ func Source(records []Record, cat *rules.Catalog) controls.AttestationList {
 		if !r.Counts() {
 			continue
 		}
-		a := r.Attestation
+		a := r
 		a.ExpiresAt = Expiry(r, cat)
 		out = append(out, a)
 	}

@@ -27,7 +27,7 @@ func catalog(t *testing.T) *rules.Catalog {
 }
 
 func rec(kind string, at time.Time) Record {
-	return Record{ID: kind, Attestation: controls.Attestation{Kind: kind, At: at, By: "owner@glow.example"}, RecordedAt: now}
+	return Record{ID: kind, Kind: kind, At: at, By: "owner@glow.example", RecordedAt: now}
 }
 
 func TestExpiryAndValidation(t *testing.T) {
@@ -43,7 +43,7 @@ func TestExpiryAndValidation(t *testing.T) {
 	if err := Validate(r, cat, now); err != nil {
 		t.Errorf("valid record refused: %v", err)
 	}
-	bad := Record{Attestation: controls.Attestation{Kind: "coffee-break", At: daysAgo(-3), ExpiresAt: daysAgo(-1)}}
+	bad := Record{Kind: "coffee-break", At: daysAgo(-3), ExpiresAt: daysAgo(-1)}
 	err := Validate(bad, cat, now)
 	for _, want := range []string{`kind "coffee-break" is not an attestation kind`, "is in the future", "by or owner is required"} {
 		if err == nil || !strings.Contains(err.Error(), want) {

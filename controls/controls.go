@@ -7,6 +7,7 @@ package controls
 import (
 	"time"
 
+	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/rules"
 )
 
@@ -126,21 +127,9 @@ type SpecVerdict struct {
 }
 
 // Attestation is a person's dated record that an administrative safeguard
-// is in place: "the annual training happened on 2026-03-02, sign-in sheet
-// attached".
-type Attestation struct {
-	// Kind is one of the catalog's attestation kinds.
-	Kind string `json:"kind"`
-	// Location is the location id it is about; "" for the whole
-	// organisation (it counts at every location).
-	Location string `json:"location,omitempty"`
-	// At is when the thing attested was done.
-	At time.Time `json:"at"`
-	// ExpiresAt overrides the kind's valid_days when set.
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	By        string    `json:"by,omitempty"`
-	Note      string    `json:"note,omitempty"`
-}
+// is in place (see observe.Attestation). Status reads Kind, Location, At
+// and ExpiresAt, which the caller has filled with the computed expiry.
+type Attestation = observe.Attestation
 
 // AttestationSource gives the attestations recorded so far. Status reads it
 // many times per call, so it should answer from memory: load the records

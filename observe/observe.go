@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -292,4 +293,50 @@ func EvidenceString(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// Attestation is a person's dated record that an administrative safeguard
+// is in place ("the annual training happened on 2026-03-02, sign-in sheet
+// attached"), as stored. It lives here so that the store can keep it
+// without knowing the catalog that gives it meaning.
+type Attestation struct {
+	ID string `json:"id,omitempty"`
+	// Kind is one of the catalog's attestation kinds.
+	Kind string `json:"kind"`
+	// Location is the location id it is about; "" for the whole
+	// organisation (it counts at every location).
+	Location string `json:"location,omitempty"`
+	// At is when the thing attested was done.
+	At time.Time `json:"at"`
+	// ExpiresAt overrides the kind's valid_days when set.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	By        string    `json:"by,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	// Owner is who is responsible for the safeguard (may differ from By,
+	// who recorded it).
+	Owner string `json:"owner,omitempty"`
+	// Subject is what it is about, where the kind needs one: the person
+	// trained, the vendor whose BAA it is.
+	Subject string `json:"subject,omitempty"`
+	// Result is the outcome where the kind has one: pass or fail for a
+	// restore drill, signed or missing for a BAA.
+	Result string `json:"result,omitempty"`
+	// Document is the sha256 of the attached document ("" for none).
+	Document   string    `json:"document,omitempty"`
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
+}
+
+// failingResults are results that record a failure (a restore drill that
+// did not restore, a vendor without a BAA): evidence of a gap, not of a
+// safeguard.
+var failingResults = [...]string{"fail", "failed", "missing", "not-signed", "unsigned"}
+
+// Counts reports whether the record may satisfy a control.
+func (a Attestation) Counts() bool {
+	for _, f := range failingResults {
+		if strings.EqualFold(a.Result, f) {
+			return false
+		}
+	}
+	return true
 }

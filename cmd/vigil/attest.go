@@ -15,7 +15,6 @@ import (
 
 	"github.com/vigilhq/vigil/attest"
 	"github.com/vigilhq/vigil/config"
-	"github.com/vigilhq/vigil/controls"
 	"github.com/vigilhq/vigil/rules"
 )
 
@@ -74,7 +73,7 @@ func runAttestAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	case fs.NArg() > 0:
 		return fail("unexpected argument %q", fs.Arg(0))
 	}
-	r := attest.Record{Attestation: controls.Attestation{Kind: *kind, Location: *location, By: *by, Note: *note},
+	r := attest.Record{Kind: *kind, Location: *location, By: *by, Note: *note,
 		Owner: *owner, Subject: *subject, Result: *result}
 	var err error
 	if r.At, err = time.Parse(time.DateOnly, *date); err != nil {

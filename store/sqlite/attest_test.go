@@ -10,21 +10,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilhq/vigil/attest"
-	"github.com/vigilhq/vigil/controls"
 	"github.com/vigilhq/vigil/evidence"
+	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
 )
 
-func attestation(kind, loc string, day time.Time) attest.Record {
-	return attest.Record{
-		Attestation: controls.Attestation{Kind: kind, Location: loc, At: day, By: "dr. lee", Note: "sign-in sheet attached"},
-		Owner:       "office manager", Subject: "front desk staff", Result: "pass",
+func attestation(kind, loc string, day time.Time) observe.Attestation {
+	return observe.Attestation{
+		Kind: kind, Location: loc, At: day, By: "dr. lee", Note: "sign-in sheet attached",
+		Owner: "office manager", Subject: "front desk staff", Result: "pass",
 		Document: strings.Repeat("ab", 32),
 	}
 }
 
-func addT(t *testing.T, s *Store, r attest.Record) attest.Record {
+func addT(t *testing.T, s *Store, r observe.Attestation) observe.Attestation {
 	t.Helper()
 	got, err := s.AddAttestation(context.Background(), r)
 	if err != nil {
@@ -55,7 +54,7 @@ func TestAttestationsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []attest.Record{a, b}; !reflect.DeepEqual(got, want) {
+	if want := []observe.Attestation{a, b}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Attestations =\n  %+v\nwant\n  %+v", got, want)
 	}
 	if !got[0].At.Equal(day) || got[1].ExpiresAt.IsZero() != true {

@@ -21,7 +21,6 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
-	"github.com/vigilhq/vigil/attest"
 	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
@@ -270,7 +269,7 @@ var ErrSuperseded = sqlstore.ErrSuperseded
 // attest.Validate), assigning its ID and RecordedAt, and appends it to the
 // evidence log in the same transaction. Stored attestations are never
 // changed or deleted: see CorrectAttestation.
-func (s *Store) AddAttestation(ctx context.Context, r attest.Record) (attest.Record, error) {
+func (s *Store) AddAttestation(ctx context.Context, r observe.Attestation) (observe.Attestation, error) {
 	return s.core.AddAttestation(ctx, r)
 }
 
@@ -278,13 +277,13 @@ func (s *Store) AddAttestation(ctx context.Context, r attest.Record) (attest.Rec
 // supersedes, which stays in the database and the evidence log but no
 // longer counts. An unknown id is store.ErrNotFound; an id already
 // corrected is ErrSuperseded (correct the newest record).
-func (s *Store) CorrectAttestation(ctx context.Context, supersedes string, r attest.Record) (attest.Record, error) {
+func (s *Store) CorrectAttestation(ctx context.Context, supersedes string, r observe.Attestation) (observe.Attestation, error) {
 	return s.core.CorrectAttestation(ctx, supersedes, r)
 }
 
 // Attestations returns the attestations in force (not superseded by a
 // correction), oldest first.
-func (s *Store) Attestations(ctx context.Context) ([]attest.Record, error) {
+func (s *Store) Attestations(ctx context.Context) ([]observe.Attestation, error) {
 	return s.core.Attestations(ctx)
 }
 

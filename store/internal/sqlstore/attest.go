@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vigilhq/vigil/attest"
 	"github.com/vigilhq/vigil/evidence"
+	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
 )
 
@@ -47,7 +47,7 @@ func newAttestationID(now time.Time) string {
 // AddAttestation stores r, assigning its ID and RecordedAt, and appends an
 // attestation entry to the evidence log in the same transaction. The
 // caller validates r (attest.Validate) against the catalog.
-func (d *DB) AddAttestation(ctx context.Context, r attest.Record) (attest.Record, error) {
+func (d *DB) AddAttestation(ctx context.Context, r observe.Attestation) (observe.Attestation, error) {
 	return d.addAttestation(ctx, r, "")
 }
 
@@ -55,14 +55,14 @@ func (d *DB) AddAttestation(ctx context.Context, r attest.Record) (attest.Record
 // supersedes: the rows stay, and Attestations returns only the correction.
 // An unknown id is store.ErrNotFound; a record already corrected is
 // ErrSuperseded.
-func (d *DB) CorrectAttestation(ctx context.Context, supersedes string, r attest.Record) (attest.Record, error) {
+func (d *DB) CorrectAttestation(ctx context.Context, supersedes string, r observe.Attestation) (observe.Attestation, error) {
 	if supersedes == "" {
-		return attest.Record{}, d.errorf("correct attestation: no id to supersede")
+		return observe.Attestation{}, d.errorf("correct attestation: no id to supersede")
 	}
 	return d.addAttestation(ctx, r, supersedes)
 }
 
-func (d *DB) addAttestation(ctx context.Context, r attest.Record, supersedes string) (attest.Record, error) {
+func (d *DB) addAttestation(ctx context.Context, r observe.Attestation, supersedes string) (observe.Attestation, error) {
 	now := d.now()
 	r.ID, r.RecordedAt = newAttestationID(now), now.UTC()
 	p := attestationPayload{ID: r.ID, Kind: r.Kind, Location: r.Location, At: formatTime(r.At), By: r.By, Owner: r.Owner,
@@ -100,7 +100,7 @@ func (d *DB) addAttestation(ctx context.Context, r attest.Record, supersedes str
 		return d.appendEvidence(ctx, tx, []evidence.Record{{Kind: evidence.KindAttestation, Subject: r.ID, Payload: b}})
 	})
 	if err != nil {
-		return attest.Record{}, d.errorf("add attestation %s: %w", r.Kind, err)
+		return observe.Attestation{}, d.errorf("add attestation %s: %w", r.Kind, err)
 	}
 	// As Attestations will read it back.
 	r.At = r.At.UTC()
@@ -112,7 +112,7 @@ func (d *DB) addAttestation(ctx context.Context, r attest.Record, supersedes str
 
 // Attestations returns the records in force, those no correction
 // superseded, oldest first.
-func (d *DB) Attestations(ctx context.Context) ([]attest.Record, error) {
+func (d *DB) Attestations(ctx context.Context) ([]observe.Attestation, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, kind, location, at, expires_at, by_name, owner, subject, result, note, document, recorded_at
 		FROM attestations a WHERE NOT EXISTS (SELECT 1 FROM attestations c WHERE c.supersedes = a.id)
 		ORDER BY at, recorded_at, id`)
@@ -120,10 +120,10 @@ func (d *DB) Attestations(ctx context.Context) ([]attest.Record, error) {
 		return nil, d.errorf("attestations: %w", err)
 	}
 	defer rows.Close()
-	var out []attest.Record
+	var out []observe.Attestation
 	for rows.Next() {
 		var (
-			r            attest.Record
+			r            observe.Attestation
 			at, recorded string
 			expires      sql.NullString
 		)
