@@ -21,16 +21,56 @@ type Roster struct {
 // StaffMember is one row of the roster.
 type StaffMember struct {
 	Email, Username, Name string
-	Locations             []string
+	// Locations are the location ids the person works at (column
+	// locations or location, ids separated by ';'); none means unknown.
+	Locations []string
+	// StartDate is the date of hire, zero when the roster does not give
+	// it; state training deadlines (Texas: 90 days) count from it.
+	StartDate time.Time
 	// EndDate, when set and past, means the person has left even though
 	// the roster still lists them (a notice period, a payroll lag).
 	EndDate time.Time
 	Line    int
 }
 
+// Roster columns beyond the identity exports' ones.
+const (
+	rosterStart = "start_date"
+	rosterEnd   = "end_date"
+)
+
 // rosterColumns are the columns a roster may have; email or username is
 // required, the rest are optional and other columns are ignored.
-var rosterColumns = []string{AttrEmail, AttrUsername, AttrDisplayName, AttrLocations, "end_date"}
+var rosterColumns = []string{AttrEmail, AttrUsername, AttrDisplayName, AttrLocations, rosterStart, rosterEnd}
+
+// rosterAliases are other names HR and payroll exports give the roster's
+// own columns (after normalizeHeader: lower case, '_' for spaces and '-').
+var rosterAliases = map[string]string{
+	"location": AttrLocations, "site": AttrLocations, "sites": AttrLocations,
+	"hire_date": rosterStart, "hired": rosterStart, "hired_on": rosterStart, "date_hired": rosterStart,
+	"date_of_hire": rosterStart, "start": rosterStart, "started": rosterStart, "employment_start": rosterStart,
+	"termination_date": rosterEnd,
+}
+
+// rosterHeader renames the roster's aliases to its column names, so that
+// "Hire Date" is read as start_date and "Location" as locations; two
+// columns meaning the same are refused, naming both as the file does.
+func rosterHeader(header []string) ([]string, error) {
+	out := make([]string, len(header))
+	from := map[string]string{}
+	for i, h := range header {
+		out[i] = h
+		key := normalizeHeader(h)
+		if a, ok := rosterAliases[key]; ok {
+			out[i], key = a, a
+		}
+		if prev, dup := from[key]; dup && key != "" {
+			return nil, fmt.Errorf("header: columns %q and %q both give %s", prev, strings.TrimSpace(h), key)
+		}
+		from[key] = strings.TrimSpace(h)
+	}
+	return out, nil
+}
 
 // LoadRoster reads the roster file at path. Like an identity export, a bad
 // row is returned in rowErrs with its line and the rest is used.
@@ -48,7 +88,10 @@ func ReadRoster(ctx context.Context, r io.Reader, name string) (*Roster, []error
 	ro := &Roster{File: name}
 	var cols columns
 	rowErrs, err := readTable(ctx, r, name, func(header []string) error {
-		var err error
+		header, err := rosterHeader(header)
+		if err != nil {
+			return err
+		}
 		if cols, err = mapHeader(header, rosterColumns, ""); err != nil {
 			return err
 		}
@@ -76,11 +119,16 @@ func ReadRoster(ctx context.Context, r io.Reader, name string) (*Roster, []error
 				m.Locations = append(m.Locations, l)
 			}
 		}
-		end, err := parseDate(cols.get(rec, "end_date"))
-		if err != nil {
+		var err error
+		if m.StartDate, err = parseDate(cols.get(rec, rosterStart)); err != nil {
+			return fmt.Errorf("start_date: %w", err)
+		}
+		if m.EndDate, err = parseDate(cols.get(rec, rosterEnd)); err != nil {
 			return fmt.Errorf("end_date: %w", err)
 		}
-		m.EndDate = end
+		if !m.StartDate.IsZero() && !m.EndDate.IsZero() && m.EndDate.Before(m.StartDate) {
+			return fmt.Errorf("end_date %s is before start_date %s", m.EndDate.Format(time.DateOnly), m.StartDate.Format(time.DateOnly))
+		}
 		ro.Staff = append(ro.Staff, m)
 		return nil
 	})
