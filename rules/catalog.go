@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -71,6 +72,29 @@ type Control struct {
 	// States lists the two-letter states a state overlay applies to.
 	States []string `yaml:"states" json:"states,omitempty"`
 	Note   string   `yaml:"note" json:"note,omitempty"`
+	// NewHireTraining is, on a state overlay whose law sets one, the
+	// deadline for training each new workforce member; nil where the
+	// state's statute gives no number.
+	NewHireTraining *TrainingDeadline `yaml:"new_hire_training" json:"new_hire_training,omitempty"`
+}
+
+// TrainingDeadline is a statutory per-person training deadline counted from
+// the date of hire ("not later than the 90th day after the date the
+// employee is hired").
+type TrainingDeadline struct {
+	// Kind is the attestation kind that documents the training; it is one
+	// of the control's attestations, and a record of it names the people
+	// trained in its subject.
+	Kind string `yaml:"kind" json:"kind"`
+	// WithinDays is the deadline in days after the date of hire.
+	WithinDays int `yaml:"within_days" json:"within_days"`
+	// Citation is the provision that sets the deadline; reminders quote it.
+	Citation string `yaml:"citation" json:"citation"`
+}
+
+// Deadline is the date by which someone hired at hired must be trained.
+func (d TrainingDeadline) Deadline(hired time.Time) time.Time {
+	return hired.AddDate(0, 0, d.WithinDays)
 }
 
 // AppliesIn reports whether the control applies to a location in state (a
@@ -268,6 +292,22 @@ func (c *Catalog) check(k Control) []string {
 			out = append(out, fmt.Sprintf("attestation kind %q is not in attestation_kinds", a))
 		}
 	}
+	if d := k.NewHireTraining; d != nil {
+		// A per-person deadline is a state statute's: HIPAA says only
+		// "periodic", and no attestation kind could carry it elsewhere.
+		if k.Framework != FrameworkState {
+			out = append(out, "new_hire_training is for state overlays only")
+		}
+		if d.WithinDays <= 0 {
+			out = append(out, fmt.Sprintf("new_hire_training: within_days must be positive, not %d", d.WithinDays))
+		}
+		if strings.TrimSpace(d.Citation) == "" {
+			out = append(out, "new_hire_training: citation is required (the provision that sets the deadline)")
+		}
+		if !slices.Contains(k.Attestations, d.Kind) {
+			out = append(out, fmt.Sprintf("new_hire_training: kind %q must be one of the control's attestations %v", d.Kind, k.Attestations))
+		}
+	}
 	return out
 }
 
@@ -291,6 +331,18 @@ func (c *Catalog) IDs() []string {
 // HIPAA standard, in catalog order.
 func (c *Catalog) Specifications(standard string) []string {
 	return slices.Clone(c.specs[standard])
+}
+
+// TrainingDeadlines returns the controls carrying a new-hire training
+// deadline, in catalog order.
+func (c *Catalog) TrainingDeadlines() []Control {
+	var out []Control
+	for _, k := range c.Controls {
+		if k.NewHireTraining != nil {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // AttestationKind returns the catalog's entry for an attestation kind.
