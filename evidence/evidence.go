@@ -39,8 +39,11 @@ const (
 	// false positive, with their note.
 	KindAcceptance Kind = "acceptance"
 	// KindAttestation is a person attesting an administrative control
-	// (training, BAA, restore drill). Reserved: nothing appends it yet.
+	// (training, BAA, restore drill); the subject is the attestation id.
 	KindAttestation Kind = "attestation"
+	// KindRisk is a risk-register decision (owner, treatment, due date,
+	// acceptance); the subject is the risk id.
+	KindRisk Kind = "risk"
 	// KindKey introduces the public key that signs the checkpoints after it.
 	// A log switches keys only through such an entry, so a verifier sees
 	// every change of key in the chain itself.

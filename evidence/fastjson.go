@@ -150,7 +150,7 @@ func parseEntryFast(b []byte, e *Entry, buf []byte) (_ []byte, ok bool) {
 
 // internKind avoids allocating the handful of kinds a log holds.
 func internKind(b []byte) Kind {
-	for _, k := range []Kind{KindFindingEvent, KindObservations, KindScan, KindAcceptance, KindAttestation, KindKey} {
+	for _, k := range []Kind{KindFindingEvent, KindObservations, KindScan, KindAcceptance, KindAttestation, KindRisk, KindKey} {
 		if string(b) == string(k) {
 			return k
 		}

@@ -171,6 +171,34 @@ type Finding struct {
 	// probes came from does not matter). Only a scan from that vantage
 	// point can resolve it.
 	Vantage string `json:"vantage,omitempty"`
+	// Decision is the person's judgement behind an accepted or
+	// false-positive status; nil otherwise.
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// Decision is a person's judgement on a finding: accepted as a risk, or a
+// false positive. It always names who, why and until when: on expiry the
+// finding reopens, so nothing is accepted for ever by forgetting it.
+type Decision struct {
+	Status  Status    `json:"status"` // accepted or false-positive
+	By      string    `json:"by"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+	Expires time.Time `json:"expires"`
+	// Risk is the risk-register entry the acceptance was made through,
+	// if any.
+	Risk string `json:"risk,omitempty"`
+}
+
+// StatusAt is the finding's status as of now: an acceptance or
+// false-positive whose decision has expired counts as open again, even
+// before the store has recorded the reopening.
+func (f *Finding) StatusAt(now time.Time) Status {
+	if (f.Status == StatusAccepted || f.Status == StatusFalsePositive) && f.Decision != nil &&
+		!f.Decision.Expires.IsZero() && !now.Before(f.Decision.Expires) {
+		return StatusOpen
+	}
+	return f.Status
 }
 
 // FindingID is the stable id of a finding: a hash of rule, location and
@@ -339,4 +367,36 @@ func (a Attestation) Counts() bool {
 		}
 	}
 	return true
+}
+
+// Treatment is how an organisation answers a risk (NIST SP 800-39 risk
+// response): reduce it, accept it, or share it with another party.
+type Treatment string
+
+// Treatments. Names are part of the public contract.
+const (
+	TreatMitigate Treatment = "mitigate"
+	TreatAccept   Treatment = "accept"
+	TreatTransfer Treatment = "transfer"
+)
+
+// RiskTreatment is one entry in a risk's register history: who decided
+// what about it, when. The latest entry for a risk is its current state;
+// entries are never changed, only followed by newer ones.
+type RiskTreatment struct {
+	ID   string `json:"id,omitempty"`
+	Risk string `json:"risk"`
+	By   string `json:"by"`
+	// Owner answers for the risk.
+	Owner     string    `json:"owner,omitempty"`
+	Treatment Treatment `json:"treatment,omitempty"`
+	// Due is when mitigation is due; zero for the register's default.
+	Due time.Time `json:"due,omitzero"`
+	// Likelihood and Impact override the derived levels ("" keeps them).
+	Likelihood string `json:"likelihood,omitempty"`
+	Impact     string `json:"impact,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	// Expires ends an acceptance; the risk and its findings reopen then.
+	Expires    time.Time `json:"expires,omitzero"`
+	RecordedAt time.Time `json:"recorded_at,omitzero"`
 }

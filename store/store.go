@@ -40,11 +40,42 @@ type Store interface {
 	AddObservations(ctx context.Context, scanID string, obs []observe.Observation) error
 	FinishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, err error)
 	Findings(ctx context.Context, f FindingFilter) ([]observe.Finding, error)
-	SetFindingStatus(ctx context.Context, findingID string, status observe.Status, note string) error
+	DecideFinding(ctx context.Context, findingID string, d observe.Decision) (observe.Finding, error)
+	ExpireDecisions(ctx context.Context, now time.Time) ([]observe.Finding, error)
 	Scans(ctx context.Context, limit int) ([]observe.Scan, error)
 	Observations(ctx context.Context, scanID string) ([]observe.Observation, error)
+	ScanObservations(ctx context.Context, scanID, location string) ([]observe.Observation, error)
 	FindingHistory(ctx context.Context, findingID string) ([]FindingEvent, error)
+	Events(ctx context.Context, f EventFilter) ([]FindingEvent, error)
+	AddRiskTreatment(ctx context.Context, t observe.RiskTreatment, accept []string) (observe.RiskTreatment, error)
+	RiskTreatments(ctx context.Context) ([]observe.RiskTreatment, error)
+	RiskHistory(ctx context.Context, riskID string) ([]observe.RiskTreatment, error)
+	EvidenceRefs(ctx context.Context, subjects []string) ([]EvidenceRef, error)
 	Close() error
+}
+
+// ErrInvalidDecision is wrapped by DecideFinding and AddRiskTreatment when
+// a decision lacks what it needs (who, why, until when).
+var ErrInvalidDecision = errors.New("invalid decision")
+
+// EventFilter selects finding events. A zero field does not filter.
+type EventFilter struct {
+	FindingIDs []string
+	Events     []Event
+	// Since keeps events at or after it.
+	Since time.Time
+}
+
+// EvidenceRef points at an evidence-log entry about a subject (a scan id
+// for observation batches and scan entries, a finding id for its events, a
+// risk id for treatments), so a report can name the entry a reader checks
+// with `vigil evidence verify`.
+type EvidenceRef struct {
+	Seq     int64     `json:"seq"`
+	Kind    string    `json:"kind"`
+	Subject string    `json:"subject"`
+	At      time.Time `json:"at"`
+	Hash    string    `json:"hash"`
 }
 
 // FindingFilter selects findings. A zero field does not filter; fields
@@ -53,6 +84,8 @@ type FindingFilter struct {
 	Locations  []string
 	Statuses   []observe.Status
 	Categories []observe.Category
+	Rules      []string
+	IDs        []string
 	// MinSeverity keeps findings at or above this severity.
 	MinSeverity observe.Severity
 	// Limit caps the number of findings returned; 0 means no limit.
@@ -72,6 +105,9 @@ const (
 	EventReopened      Event = "reopened" // seen again after it was resolved
 	EventAccepted      Event = "accepted"
 	EventFalsePositive Event = "false-positive"
+	// EventExpired: an acceptance or false-positive decision ran out and
+	// the finding is open again.
+	EventExpired Event = "decision-expired"
 )
 
 // FindingEvent is one entry in a finding's history.

@@ -51,7 +51,7 @@ func evidenceStore(t *testing.T) (cfg, dataDir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetFindingStatus(ctx, cur[0].ID, observe.StatusAccepted, "owner: isolated by the ISP router"); err != nil {
+	if _, err := st.DecideFinding(ctx, cur[0].ID, observe.Decision{Status: observe.StatusAccepted, By: "owner", Reason: "isolated by the ISP router", Expires: time.Now().AddDate(0, 1, 0)}); err != nil {
 		t.Fatal(err)
 	}
 	return cfg, dataDir

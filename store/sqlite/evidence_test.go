@@ -77,7 +77,7 @@ func populate(t *testing.T, s *Store) {
 	}
 	finishT(t, s, s1, rdp, telnet)
 	finishT(t, s, observe.Scan{ID: "s2", StartedAt: at(24), FinishedAt: at(24), Locations: []string{"downtown"}, Complete: true}, rdp)
-	if err := s.SetFindingStatus(ctx, rdp.ID, observe.StatusAccepted, "dr. lee: guest Wi-Fi is isolated by the ISP router"); err != nil {
+	if _, err := s.DecideFinding(ctx, rdp.ID, observe.Decision{Status: observe.StatusAccepted, By: "dr. lee", Reason: "guest Wi-Fi is isolated by the ISP router", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -228,8 +228,8 @@ func TestEvidenceRollsBackWithTheWrite(t *testing.T) {
 	if _, _, err := s.FinishScan(ctx, scan, []observe.Finding{rdp, ftp}); !errors.Is(err, boom) {
 		t.Fatalf("FinishScan = %v", err)
 	}
-	if err := s.SetFindingStatus(ctx, rdp.ID, observe.StatusFalsePositive, "x"); !errors.Is(err, boom) {
-		t.Fatalf("SetFindingStatus = %v", err)
+	if _, err := s.DecideFinding(ctx, rdp.ID, observe.Decision{Status: observe.StatusFalsePositive, By: "x", Reason: "y", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, boom) {
+		t.Fatalf("DecideFinding = %v", err)
 	}
 	s.core.SetBeforeCommit(nil)
 	if head, _ := s.Evidence().EvidenceHead(ctx); head != 10 {

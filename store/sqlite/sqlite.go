@@ -233,12 +233,54 @@ func (s *Store) Findings(ctx context.Context, f store.FindingFilter) ([]observe.
 	return s.core.Findings(ctx, f)
 }
 
-// SetFindingStatus records a person's decision about a finding (accepted,
-// false-positive, resolved as fixed, or open again) with a note saying who
-// and why, which goes into the finding's history. Setting the status it
-// already has does nothing; an unknown id is store.ErrNotFound.
-func (s *Store) SetFindingStatus(ctx context.Context, findingID string, status observe.Status, note string) error {
-	return s.core.SetFindingStatus(ctx, findingID, status, note)
+// DecideFinding records a person's decision about a finding: accepted or
+// false-positive (each needs who, why and an expiry after now; the finding
+// reopens then), resolved as fixed (a later scan that sees it reopens it)
+// or open again. It goes into the finding's history and the evidence log.
+// An unknown id is store.ErrNotFound; a decision missing who, why or
+// expiry wraps store.ErrInvalidDecision.
+func (s *Store) DecideFinding(ctx context.Context, findingID string, d observe.Decision) (observe.Finding, error) {
+	return s.core.DecideFinding(ctx, findingID, d)
+}
+
+// ExpireDecisions reopens the accepted and false-positive findings whose
+// decision expired at or before now and returns them. FinishScan does the
+// same at each scan's end.
+func (s *Store) ExpireDecisions(ctx context.Context, now time.Time) ([]observe.Finding, error) {
+	return s.core.ExpireDecisions(ctx, now)
+}
+
+// Events returns the finding events f selects, oldest first.
+func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.FindingEvent, error) {
+	return s.core.Events(ctx, f)
+}
+
+// ScanObservations returns one scan's observations at one location ("" for
+// organisation-wide ones), in the order added.
+func (s *Store) ScanObservations(ctx context.Context, scanID, location string) ([]observe.Observation, error) {
+	return s.core.ScanObservations(ctx, scanID, location)
+}
+
+// AddRiskTreatment appends a risk-register decision; an accept treatment
+// also accepts the findings named, until its expiry, in one transaction.
+func (s *Store) AddRiskTreatment(ctx context.Context, t observe.RiskTreatment, accept []string) (observe.RiskTreatment, error) {
+	return s.core.AddRiskTreatment(ctx, t, accept)
+}
+
+// RiskTreatments returns each risk's current (newest) treatment.
+func (s *Store) RiskTreatments(ctx context.Context) ([]observe.RiskTreatment, error) {
+	return s.core.RiskTreatments(ctx)
+}
+
+// RiskHistory returns every treatment of one risk, oldest first.
+func (s *Store) RiskHistory(ctx context.Context, riskID string) ([]observe.RiskTreatment, error) {
+	return s.core.RiskHistory(ctx, riskID)
+}
+
+// EvidenceRefs returns the evidence-log entries about the given subjects
+// (scan, finding, risk or attestation ids), in log order.
+func (s *Store) EvidenceRefs(ctx context.Context, subjects []string) ([]store.EvidenceRef, error) {
+	return s.core.EvidenceRefs(ctx, subjects)
 }
 
 // Scans returns up to limit scans, newest first; limit <= 0 returns all. A

@@ -172,7 +172,7 @@ func TestFindingLifecycleAcrossScans(t *testing.T) {
 			sees:        []observe.Finding{rdp, telnet, ftp, tls10},
 			wantCurrent: map[string]observe.Status{rdp.ID: "open", telnet.ID: "open", ftp.ID: "open", tls10.ID: "open"},
 			after: func(t *testing.T) {
-				if err := s.SetFindingStatus(ctx, tls10.ID, observe.StatusAccepted, "owner: printer only, replaced in Q3"); err != nil {
+				if _, err := s.DecideFinding(ctx, tls10.ID, observe.Decision{Status: observe.StatusAccepted, By: "owner", Reason: "printer only, replaced in Q3", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -373,11 +373,19 @@ func TestScanMisuseIsRefused(t *testing.T) {
 	if _, err := s.Observations(ctx, "nope"); !errors.Is(err, store.ErrUnknownScan) {
 		t.Errorf("Observations of an unknown scan: %v, want ErrUnknownScan", err)
 	}
-	if err := s.SetFindingStatus(ctx, "nope", observe.StatusAccepted, ""); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("SetFindingStatus on an unknown finding: %v, want ErrNotFound", err)
+	if _, err := s.DecideFinding(ctx, "nope", observe.Decision{Status: observe.StatusAccepted, By: "a", Reason: "b", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DecideFinding on an unknown finding: %v, want ErrNotFound", err)
 	}
-	if err := s.SetFindingStatus(ctx, rdp.ID, "maybe", ""); err == nil {
-		t.Error("SetFindingStatus accepted status \"maybe\"")
+	for name, d := range map[string]observe.Decision{
+		"unknown status": {Status: "maybe", By: "a", Reason: "b"},
+		"no person":      {Status: observe.StatusAccepted, Reason: "b", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"no reason":      {Status: observe.StatusFalsePositive, By: "a", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)},
+		"no expiry":      {Status: observe.StatusAccepted, By: "a", Reason: "b"},
+		"expiry past":    {Status: observe.StatusAccepted, By: "a", Reason: "b", Expires: at(0)},
+	} {
+		if _, err := s.DecideFinding(ctx, rdp.ID, d); err == nil || (name != "unknown status" && !errors.Is(err, store.ErrInvalidDecision)) {
+			t.Errorf("DecideFinding with %s = %v, want ErrInvalidDecision", name, err)
+		}
 	}
 	if h, _ := s.FindingHistory(ctx, rdp.ID); len(h) != 1 {
 		t.Errorf("refused calls wrote history: %v", h)
@@ -577,7 +585,7 @@ func TestReadOnlyOpenBesideWriter(t *testing.T) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("read-only Findings = %v, %v", ids(got), err)
 	}
-	if err := r.SetFindingStatus(ctx, rdp.ID, observe.StatusAccepted, ""); err == nil {
+	if _, err := r.DecideFinding(ctx, rdp.ID, observe.Decision{Status: observe.StatusAccepted, By: "a", Reason: "b", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
 		t.Error("read-only store accepted a write")
 	}
 	// The writer keeps writing while the reader is open.

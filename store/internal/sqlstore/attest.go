@@ -37,11 +37,11 @@ type attestationPayload struct {
 	RecordedAt string `json:"recorded_at"`
 }
 
-// newAttestationID returns a random id that sorts by the time recorded.
-func newAttestationID(now time.Time) string {
+// newID returns a random id with prefix that sorts by the time recorded.
+func newID(prefix string, now time.Time) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	return "att-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+	return prefix + "-" + now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 }
 
 // AddAttestation stores r, assigning its ID and RecordedAt, and appends an
@@ -64,7 +64,7 @@ func (d *DB) CorrectAttestation(ctx context.Context, supersedes string, r observ
 
 func (d *DB) addAttestation(ctx context.Context, r observe.Attestation, supersedes string) (observe.Attestation, error) {
 	now := d.now()
-	r.ID, r.RecordedAt = newAttestationID(now), now.UTC()
+	r.ID, r.RecordedAt = newID("att", now), now.UTC()
 	p := attestationPayload{ID: r.ID, Kind: r.Kind, Location: r.Location, At: formatTime(r.At), By: r.By, Owner: r.Owner,
 		Subject: r.Subject, Result: r.Result, Note: r.Note, Document: r.Document, Supersedes: supersedes, RecordedAt: formatTime(r.RecordedAt)}
 	if !r.ExpiresAt.IsZero() {

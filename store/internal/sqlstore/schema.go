@@ -213,6 +213,50 @@ var migrations = []migration{
 			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
 		},
 	},
+	{version: 6, name: "decisions with expiry, risk register, evidence by subject", stmts: []string{
+		// A person's accepted / false-positive decision on a finding, as
+		// JSON (observe.Decision), and its expiry apart so that expiring
+		// decisions is one indexed query. Both NULL without a decision.
+		`ALTER TABLE findings ADD COLUMN decision TEXT`,
+		`ALTER TABLE findings ADD COLUMN decision_expires TEXT`,
+		`CREATE INDEX findings_decision_expires ON findings (decision_expires)`,
+		`CREATE INDEX finding_events_event ON finding_events (event, event_at)`,
+		// Traceability looks entries up by what they are about.
+		`CREATE INDEX evidence_log_subject ON evidence_log (subject, seq)`,
+		// The risk register's decisions (package risk, docs/risk.md): each
+		// row is the full state of one risk as someone set it; the newest
+		// row per risk counts. Append-only like the attestations.
+		`CREATE TABLE risk_treatments (
+			id          TEXT PRIMARY KEY,
+			risk_id     TEXT NOT NULL,
+			by_name     TEXT NOT NULL,
+			owner       TEXT NOT NULL DEFAULT '',
+			treatment   TEXT NOT NULL DEFAULT '',      -- mitigate|accept|transfer, '' not yet decided
+			due         TEXT,                          -- NULL: the register's default
+			likelihood  TEXT NOT NULL DEFAULT '',      -- override of the derived level, '' none
+			impact      TEXT NOT NULL DEFAULT '',
+			reason      TEXT NOT NULL DEFAULT '',
+			expires_at  TEXT,                          -- end of an acceptance
+			recorded_at TEXT NOT NULL
+		)`,
+		`CREATE INDEX risk_treatments_risk ON risk_treatments (risk_id, recorded_at)`,
+	},
+		sqlite: []string{
+			`CREATE TRIGGER risk_treatments_no_update BEFORE UPDATE ON risk_treatments
+			BEGIN SELECT RAISE(ABORT, 'risk_treatments is append-only: UPDATE refused; record a new treatment'); END`,
+			`CREATE TRIGGER risk_treatments_no_delete BEFORE DELETE ON risk_treatments
+			BEGIN SELECT RAISE(ABORT, 'risk_treatments is append-only: DELETE refused; record a new treatment'); END`,
+			`CREATE TRIGGER risk_treatments_no_replace BEFORE INSERT ON risk_treatments
+			WHEN EXISTS (SELECT 1 FROM risk_treatments WHERE id = NEW.id)
+			BEGIN SELECT RAISE(ABORT, 'risk_treatments is append-only: a new treatment needs a new id'); END`,
+		},
+		postgres: []string{
+			`CREATE TRIGGER risk_treatments_append_only BEFORE UPDATE OR DELETE ON risk_treatments
+			FOR EACH ROW EXECUTE FUNCTION evidence_append_only()`,
+			`CREATE TRIGGER risk_treatments_no_truncate BEFORE TRUNCATE ON risk_treatments
+			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
+		},
+	},
 }
 
 // zeroHash is the prev_hash of entry 1.

@@ -7,6 +7,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -282,9 +283,25 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 
 // Observations returns a scan's observations in the order they were added.
 func (d *DB) Observations(ctx context.Context, scanID string) ([]observe.Observation, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT kind, location, segment, segment_role, vantage, vantage_role,
+	return d.observations(ctx, scanID, nil)
+}
+
+// ScanObservations returns a scan's observations at one location ("" for
+// the organisation-wide ones: accounts, packages), in the order added.
+func (d *DB) ScanObservations(ctx context.Context, scanID, location string) ([]observe.Observation, error) {
+	return d.observations(ctx, scanID, &location)
+}
+
+func (d *DB) observations(ctx context.Context, scanID string, location *string) ([]observe.Observation, error) {
+	q := `SELECT kind, location, segment, segment_role, vantage, vantage_role,
 		internet_facing, host, port, proto, source, observed_at, attrs
-		FROM observations WHERE scan_id = $1 ORDER BY seq`, scanID)
+		FROM observations WHERE scan_id = $1`
+	args := []any{scanID}
+	if location != nil {
+		q += ` AND location = $2`
+		args = append(args, *location)
+	}
+	rows, err := d.db.QueryContext(ctx, q+` ORDER BY seq`, args...)
 	if err != nil {
 		return nil, d.errorf("observations of scan %s: %w", scanID, err)
 	}
@@ -362,7 +379,7 @@ func seenAt(prev *lifecycle, t time.Time) (next lifecycle, ev store.Event, lates
 	return next, store.EventSeen, latest
 }
 
-const findingCols = `id, rule, category, severity, title, location, target, controls, evidence, remediation, status, first_seen, last_seen, vantage`
+const findingCols = `id, rule, category, severity, title, location, target, controls, evidence, remediation, status, first_seen, last_seen, vantage, decision`
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -372,10 +389,17 @@ func scanFinding(r rowScanner) (observe.Finding, error) {
 		category, severity, stat string
 		controls, evidence       string
 		firstSeen, lastSeen      string
+		decision                 sql.NullString
 	)
 	if err := r.Scan(&f.ID, &f.Rule, &category, &severity, &f.Title, &f.Location, &f.Target,
-		&controls, &evidence, &f.Remediation, &stat, &firstSeen, &lastSeen, &f.Vantage); err != nil {
+		&controls, &evidence, &f.Remediation, &stat, &firstSeen, &lastSeen, &f.Vantage, &decision); err != nil {
 		return f, err
+	}
+	if decision.Valid && decision.String != "" {
+		f.Decision = new(observe.Decision)
+		if err := json.Unmarshal([]byte(decision.String), f.Decision); err != nil {
+			return f, fmt.Errorf("finding %s decision: %w", f.ID, err)
+		}
 	}
 	f.Category, f.Severity, f.Status = observe.Category(category), observe.Severity(severity), observe.Status(stat)
 	var err error
@@ -468,6 +492,12 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 	}
 
 	err = d.write(ctx, func(tx *sql.Tx) error {
+		// 0. Decisions that ran out by the scan's end reopen first, so the
+		// scan sees them again or resolves them like any open finding.
+		if _, err := d.expireDecisions(ctx, tx, t); err != nil {
+			return fmt.Errorf("expire decisions: %w", err)
+		}
+
 		// 1. The scan row.
 		var (
 			startedAt, storedLocs, version string
@@ -764,6 +794,12 @@ func (d *DB) Findings(ctx context.Context, f store.FindingFilter) ([]observe.Fin
 	if len(f.Categories) > 0 {
 		q.WriteString(` AND category IN (` + listArgs(q, f.Categories) + `)`)
 	}
+	if len(f.Rules) > 0 {
+		q.WriteString(` AND rule IN (` + listArgs(q, f.Rules) + `)`)
+	}
+	if len(f.IDs) > 0 {
+		q.WriteString(` AND id IN (` + listArgs(q, f.IDs) + `)`)
+	}
 	if f.MinSeverity != "" {
 		if !f.MinSeverity.Valid() {
 			return nil, d.errorf("findings: unknown severity %q (want critical, high, medium, low or info)", f.MinSeverity)
@@ -791,71 +827,6 @@ func (d *DB) Findings(ctx context.Context, f store.FindingFilter) ([]observe.Fin
 		return nil, d.errorf("findings: %w", err)
 	}
 	return out, nil
-}
-
-// SetFindingStatus records a person's decision about a finding: accepted,
-// false-positive, resolved (fixed; a later scan that sees it reopens it) or
-// open (undo). note says who and why, and goes into the history and the
-// evidence log (an acceptance entry for accepted and false-positive, a
-// finding-event entry otherwise).
-func (d *DB) SetFindingStatus(ctx context.Context, findingID string, status observe.Status, note string) error {
-	var ev store.Event
-	switch status {
-	case observe.StatusAccepted:
-		ev = store.EventAccepted
-	case observe.StatusFalsePositive:
-		ev = store.EventFalsePositive
-	case observe.StatusResolved:
-		ev = store.EventResolved
-	case observe.StatusOpen:
-		ev = store.EventReopened
-	default:
-		return d.errorf("finding %s: unknown status %q (want open, resolved, accepted or false-positive)", findingID, status)
-	}
-	at := formatTime(d.now())
-	err := d.write(ctx, func(tx *sql.Tx) error {
-		var (
-			cur string
-			p   = findingEventPayload{FindingID: findingID, Event: string(ev), At: at, Status: string(status), Note: note}
-		)
-		err := tx.QueryRowContext(ctx, `SELECT status, rule, category, severity, location, target, vantage FROM findings WHERE id = $1`, findingID).
-			Scan(&cur, &p.Rule, &p.Category, &p.Severity, &p.Location, &p.Target, &p.Vantage)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if observe.Status(cur) == status {
-			return nil
-		}
-		var resolvedAt any
-		if status == observe.StatusResolved {
-			resolvedAt = at
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE findings SET status = $2, resolved_at = $3 WHERE id = $1`,
-			findingID, string(status), resolvedAt); err != nil {
-			return err
-		}
-		if _, err = tx.ExecContext(ctx, `INSERT INTO finding_events (finding_id, scan_id, event_at, event, note) VALUES ($1, NULL, $2, $3, $4)`,
-			findingID, at, string(ev), note); err != nil {
-			return err
-		}
-		p.Previous = cur
-		kind := evidence.KindFindingEvent
-		if status == observe.StatusAccepted || status == observe.StatusFalsePositive {
-			kind = evidence.KindAcceptance
-		}
-		rec, err := findingRecord(kind, p)
-		if err != nil {
-			return err
-		}
-		return d.appendEvidence(ctx, tx, []evidence.Record{rec})
-	})
-	if err != nil {
-		return d.errorf("set finding %s to %s: %w", findingID, status, err)
-	}
-	return nil
 }
 
 // Scans returns up to limit scans, newest first; limit <= 0 returns all.
