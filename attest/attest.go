@@ -79,15 +79,25 @@ func Source(records []Record, cat *rules.Catalog) controls.AttestationList {
 }
 
 // Reminder is an attestation that expires soon, has expired, or was never
-// recorded although a control of the location needs it.
+// recorded although a control of the location needs it; or (Person set) a
+// person whose new-hire training deadline is near or past (NewHireDue).
 type Reminder struct {
-	Kind     string    `json:"kind"`
-	Title    string    `json:"title"`
-	Location string    `json:"location,omitempty"`
-	Expires  time.Time `json:"expires,omitzero"`
+	Kind     string `json:"kind"`
+	Title    string `json:"title"`
+	Location string `json:"location,omitempty"`
+	// Expires is when the record stops counting; for a person, their
+	// training deadline.
+	Expires time.Time `json:"expires,omitzero"`
 	// Days until expiry: negative once expired.
 	Days  int    `json:"days"`
 	State string `json:"state"` // expiring | expired | missing
+	// Person is the email (else username) of the person to train; their
+	// date of hire, the control that sets the deadline and the provision
+	// it cites come with it.
+	Person   string    `json:"person,omitempty"`
+	Hired    time.Time `json:"hired,omitzero"`
+	Control  string    `json:"control,omitempty"`
+	Citation string    `json:"citation,omitempty"`
 }
 
 // Due lists, for the kinds asked about (every catalog kind when nil), the
@@ -138,6 +148,14 @@ func Due(records []Record, cat *rules.Catalog, kinds []string, warn time.Duratio
 			out = append(out, rem)
 		}
 	}
+	SortReminders(out)
+	return out
+}
+
+// SortReminders orders reminders as Due returns them, so that Due's and
+// NewHireDue's can be merged: expired, then missing, then expiring, each
+// soonest first.
+func SortReminders(out []Reminder) {
 	sort.SliceStable(out, func(i, j int) bool {
 		oi, oj := order(out[i]), order(out[j])
 		if oi != oj {
@@ -149,9 +167,11 @@ func Due(records []Record, cat *rules.Catalog, kinds []string, warn time.Duratio
 		if out[i].Kind != out[j].Kind {
 			return out[i].Kind < out[j].Kind
 		}
-		return out[i].Location < out[j].Location
+		if out[i].Location != out[j].Location {
+			return out[i].Location < out[j].Location
+		}
+		return out[i].Person < out[j].Person
 	})
-	return out
 }
 
 func order(r Reminder) int {

@@ -89,6 +89,9 @@ type ControlStatus struct {
 	// Specifications are a HIPAA standard's implementation
 	// specifications, whose verdicts count towards its own.
 	Specifications []SpecVerdict `json:"specifications,omitempty"`
+	// OverdueTraining are the people at the location past the new-hire
+	// training deadline this control (a state overlay) sets.
+	OverdueTraining []OverdueTraining `json:"overdue_training,omitempty"`
 	// ByLocation is the per-location breakdown of an organisation roll-up.
 	ByLocation []ControlStatus `json:"by_location,omitempty"`
 }
@@ -151,4 +154,19 @@ func (l AttestationList) Attestations(kind string) []Attestation {
 		}
 	}
 	return out
+}
+
+// OverdueTraining is a workforce member at a location past a state's
+// new-hire training deadline with no training attestation naming them
+// (attest.NewHireDue computes it from the roster's hire dates).
+type OverdueTraining struct {
+	// Control is the state overlay that sets the deadline.
+	Control  string `json:"control"`
+	Location string `json:"location"`
+	// Person is the email, else the username, the roster gives.
+	Person   string    `json:"person"`
+	Hired    time.Time `json:"hired"`
+	Deadline time.Time `json:"deadline"`
+	// Citation is the provision that sets the deadline.
+	Citation string `json:"citation,omitempty"`
 }

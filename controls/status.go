@@ -31,8 +31,14 @@ type Input struct {
 	Scans []observe.Scan
 	// Attestations may be nil: none recorded.
 	Attestations AttestationSource
-	Settings     config.ControlSettings
-	Now          time.Time
+	// OverdueTraining are the people past a state's new-hire training
+	// deadline (attest.OverdueTraining); nil when nobody is, or no roster
+	// with hire dates is configured. Each makes the control that sets the
+	// deadline attestation-missing at the person's location, whatever
+	// the organisation's own training records say.
+	OverdueTraining []OverdueTraining
+	Settings        config.ControlSettings
+	Now             time.Time
 	// MaxScanAge is how recent a scan must be; zero means DefaultMaxScanAge.
 	MaxScanAge time.Duration
 }
@@ -314,6 +320,45 @@ func (j *judge) attestationEvidence(s *ControlStatus, loc string, worst func(Ver
 	default:
 		worst(AttestationMissing, fmt.Sprintf("no attestation recorded: record one of %s", strings.Join(kinds, ", ")))
 	}
+	j.overdueTraining(s, loc, worst)
+}
+
+// overdueTraining holds a state overlay with a new-hire training deadline
+// to it: each person at loc past the deadline without a training record
+// naming them leaves the attested part missing, named in the reason.
+func (j *judge) overdueTraining(s *ControlStatus, loc string, worst func(Verdict, string)) {
+	d := s.Control.NewHireTraining
+	if d == nil {
+		return
+	}
+	// The deadline is a day: overdue once it has passed.
+	y, m, dd := j.in.Now.UTC().Date()
+	today := time.Date(y, m, dd, 0, 0, 0, 0, time.UTC)
+	for _, o := range j.in.OverdueTraining {
+		if o.Control == s.Control.ID && o.Location == loc && o.Deadline.Before(today) {
+			s.OverdueTraining = append(s.OverdueTraining, o)
+		}
+	}
+	if len(s.OverdueTraining) == 0 {
+		return
+	}
+	sort.Slice(s.OverdueTraining, func(a, b int) bool {
+		oa, ob := s.OverdueTraining[a], s.OverdueTraining[b]
+		if !oa.Deadline.Equal(ob.Deadline) {
+			return oa.Deadline.Before(ob.Deadline)
+		}
+		return oa.Person < ob.Person
+	})
+	var names []string
+	for i, o := range s.OverdueTraining {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(s.OverdueTraining)-5))
+			break
+		}
+		names = append(names, fmt.Sprintf("%s (hired %s, due %s)", o.Person, o.Hired.UTC().Format(time.DateOnly), o.Deadline.UTC().Format(time.DateOnly)))
+	}
+	worst(AttestationMissing, fmt.Sprintf("new-hire training overdue at %s (%s: within %d days of hire): %s; record %s with --subject naming each",
+		loc, d.Citation, d.WithinDays, strings.Join(names, ", "), d.Kind))
 }
 
 // covers reports whether scan s ran a rule (of category, over kinds; nil

@@ -413,3 +413,48 @@ func BenchmarkOrganization(b *testing.B) {
 		Organization(in, locs)
 	}
 }
+
+// A person past a state's new-hire training deadline makes the overlay that
+// sets it attestation-missing at their location, named in the reason; the
+// organisation roll-up says where.
+func TestOverdueTraining(t *testing.T) {
+	const tx = "state:tx-hb300"
+	day := 24 * time.Hour
+	training := &fakeAttestations{recs: []Attestation{{Kind: "workforce-training", At: now.Add(-30 * day), By: "owner"}}}
+	late := func(person, loc, control string, dueAgo time.Duration) OverdueTraining {
+		d := now.Add(-dueAgo).Truncate(day)
+		return OverdueTraining{Control: control, Location: loc, Person: person, Hired: d.Add(-90 * day), Deadline: d,
+			Citation: "Tex. Health & Safety Code §181.101(b)"}
+	}
+	for _, tc := range []struct {
+		name    string
+		overdue []OverdueTraining
+		want    Verdict // the TX overlay's worst part is the attestation, else not-assessed (no rule cites it)
+		reason  string
+		named   int
+	}{
+		{name: "nobody overdue", want: NotAssessed},
+		{name: "one overdue", overdue: []OverdueTraining{late("ana@glow.example", "uptown", tx, 10*day)},
+			want: AttestationMissing, named: 1,
+			reason: "new-hire training overdue at uptown (Tex. Health & Safety Code §181.101(b): within 90 days of hire): ana@glow.example (hired 2026-08-12, due 2026-11-10); record workforce-training"},
+		{name: "another location's", overdue: []OverdueTraining{late("ana@glow.example", "elsewhere", tx, 10*day)}, want: NotAssessed},
+		{name: "another control's", overdue: []OverdueTraining{late("ana@glow.example", "uptown", "state:ca-cmia", 10*day)}, want: NotAssessed},
+		{name: "deadline is today", overdue: []OverdueTraining{late("ana@glow.example", "uptown", tx, 0)}, want: NotAssessed},
+		{name: "seven overdue", want: AttestationMissing, named: 7, reason: "and 2 more", overdue: []OverdueTraining{
+			late("a@x", "uptown", tx, 2*day), late("b@x", "uptown", tx, 3*day), late("c@x", "uptown", tx, 4*day), late("d@x", "uptown", tx, 5*day),
+			late("e@x", "uptown", tx, 6*day), late("f@x", "uptown", tx, 7*day), late("g@x", "uptown", tx, 8*day)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := base(t)
+			in.Attestations, in.OverdueTraining = training, tc.overdue
+			s := get(t, Status(in, uptown), tx)
+			if s.Status != tc.want || !strings.Contains(reasons(s), tc.reason) || len(s.OverdueTraining) != tc.named {
+				t.Errorf("status %s (%s), %d named; want %s with %q, %d named", s.Status, reasons(s), len(s.OverdueTraining), tc.want, tc.reason, tc.named)
+			}
+			org := get(t, Organization(in, []config.Location{downtown, uptown}), tx)
+			if org.Status != tc.want || (tc.want == AttestationMissing && !strings.Contains(reasons(org), "attestation-missing at uptown")) {
+				t.Errorf("roll-up %s (%s)", org.Status, reasons(org))
+			}
+		})
+	}
+}
