@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/attest"
+	"github.com/vigilhq/vigil/collectors/csvidentity"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/rules"
 )
@@ -31,7 +32,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
   add   record that an administrative safeguard is in place (training, BAA, restore drill)
   list  print the attestations in force
-  due   print the attestations expiring soon, expired or never recorded
+  due   print the attestations expiring soon, expired or never recorded, and new hires' training deadlines
 
 Run `+"`vigil attest add --help`"+` (list, due) for flags and an example. See docs/attestations.md.
 `, []verb{{"add", runAttestAdd}, {"list", runAttestList}, {"due", runAttestDue}}, args, stdout, stderr)
@@ -208,6 +209,10 @@ func runAttestDue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"Lists, for the attestation kinds the controls of the configured locations' states need,\n"+
 		"the latest record per kind and location that expires within --within or has expired, and\n"+
 		"the kinds never recorded: expired first, then missing, then expiring.\n\n"+
+		"With a roster (config roster:) that has start_date, it also lists each person at a location\n"+
+		"whose state sets a new-hire training deadline (Texas: 90 days after hire) who has no training\n"+
+		"record naming them (--subject) since their hire: missing once the deadline has passed,\n"+
+		"expiring within --within of it.\n\n"+
 		"Exit codes: 0 nothing expired or missing (records expiring soon are listed but pass);\n"+
 		"1 something expired or missing; 2 could not run.",
 		"vigil attest due --config vigil.yaml --within 45d", stderr)
@@ -236,7 +241,17 @@ func runAttestDue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fail("%v", err)
 	}
-	due := attest.Due(records, cat, applicableKinds(cat, cfg), warn, time.Now())
+	now := time.Now()
+	due := attest.Due(records, cat, applicableKinds(cat, cfg), warn, now)
+	if cfg.Roster != "" {
+		people, err := rosterPeople(ctx, cfg.Roster, stderr)
+		if err != nil {
+			return fail("%v", err)
+		}
+		due = append(due, attest.NewHireDue(attest.NewHireCheck{People: people, Records: records, Catalog: cat,
+			Locations: cfg.Locations, Since: attest.FirstRecorded(records, now), Warn: warn, Now: now})...)
+		attest.SortReminders(due)
+	}
 	code = exitOK
 	for _, r := range due {
 		if r.State != "expiring" {
@@ -253,17 +268,59 @@ func runAttestDue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "nothing due within %s\n", *within)
 		return code
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tKIND\tLOCATION\tEXPIRES\tDAYS\tTITLE")
+	var kinds, people []attest.Reminder
 	for _, r := range due {
+		if r.Person != "" {
+			people = append(people, r)
+		} else {
+			kinds = append(kinds, r)
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if len(kinds) > 0 {
+		fmt.Fprintln(tw, "STATE\tKIND\tLOCATION\tEXPIRES\tDAYS\tTITLE")
+	}
+	for _, r := range kinds {
 		exp, days := "-", "-"
 		if !r.Expires.IsZero() {
 			exp, days = r.Expires.Format(time.DateOnly), strconv.Itoa(r.Days)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.State, r.Kind, orDash(r.Location, "all"), exp, days, r.Title)
 	}
+	if len(people) > 0 {
+		if len(kinds) > 0 {
+			fmt.Fprintln(tw)
+		}
+		// One line per new hire: record their training with --kind KIND
+		// --subject PERSON to clear it.
+		fmt.Fprintln(tw, "STATE\tNEW HIRE\tLOCATION\tHIRED\tTRAIN BY\tDAYS\tKIND\tDEADLINE SET BY")
+		for _, r := range people {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.State, r.Person, r.Location, r.Hired.Format(time.DateOnly),
+				r.Expires.Format(time.DateOnly), r.Days, r.Kind, r.Citation)
+		}
+	}
 	tw.Flush()
 	return code
+}
+
+// rosterPeople reads the configured staff roster for the new-hire
+// training deadlines. A bad row is reported on stderr and skipped, as vigil
+// scan does; an unreadable roster stops the command, because without it
+// nobody's deadline can be checked.
+func rosterPeople(ctx context.Context, path string, stderr io.Writer) ([]attest.Person, error) {
+	ro, rowErrs, err := csvidentity.LoadRoster(ctx, path)
+	for _, e := range rowErrs {
+		fmt.Fprintf(stderr, "vigil attest due: roster: %v (row skipped)\n", e)
+	}
+	if err != nil {
+		return nil, err
+	}
+	people := make([]attest.Person, 0, len(ro.Staff))
+	for _, m := range ro.Staff {
+		people = append(people, attest.Person{Email: m.Email, Username: m.Username, Name: m.Name,
+			Locations: m.Locations, Hired: m.StartDate, Left: m.EndDate})
+	}
+	return people, nil
 }
 
 // applicableKinds lists, in catalog order, the attestation kinds of the

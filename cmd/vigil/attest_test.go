@@ -183,3 +183,79 @@ func TestAttestAddRefusesBadInput(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, stderr)
 	}
 }
+
+// With a roster that has hire dates, `due` names each new hire at a Texas
+// location past (or near) the 90-day training deadline with no training
+// record naming them, and exits 1 while one is overdue.
+func TestAttestDueNewHires(t *testing.T) {
+	dir := t.TempDir()
+	roster := filepath.Join(dir, "staff.csv")
+	if err := os.WriteFile(roster, []byte("email,username,hire_date,location,end_date\n"+
+		"ana@glow.example,ana,"+daysAgo(100)+",austin,\n"+ // overdue by 10 days
+		"bo@glow.example,bo,"+daysAgo(70)+",austin,\n"+ // due in 20 days
+		"cy@glow.example,cy,"+daysAgo(100)+",sf,\n"+ // California: no statutory deadline
+		"dee@glow.example,dee,"+daysAgo(100)+",austin,"+daysAgo(2)+"\n"+ // left
+		"eve@glow.example,eve,"+daysAgo(100)+",austin,\n"+ // trained on day 40
+		"bad@glow.example,bad,31/12/2025,austin,\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf(`organization: T
+data_dir: %q
+roster: %q
+locations:
+  - {id: austin, state: TX, segments: [{name: s, cidr: 127.0.0.1/32, role: servers}]}
+  - {id: sf, state: CA, segments: [{name: s, cidr: 127.0.0.2/32, role: servers}]}
+`, filepath.Join(dir, "data"), roster))
+	if _, stderr, code := vigil(t, "attest", "add", "--config", cfg, "--kind", "workforce-training", "--date", daysAgo(60),
+		"--by", "Dana Ruiz", "--subject", "Eve Ng <EVE@glow.example>; zed"); code != 0 {
+		t.Fatalf("attest add: exit %d\n%s", code, stderr)
+	}
+	type person struct {
+		State, Person, Location, Kind, Control, Citation string
+		Days                                             int
+	}
+	people := func() ([]person, int, string) {
+		out, stderr, code := vigil(t, "attest", "due", "--config", cfg, "--format", "json")
+		if code == 2 {
+			t.Fatalf("attest due: exit 2\n%s", stderr)
+		}
+		var all, got []person
+		if err := json.Unmarshal([]byte(out), &all); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, p := range all {
+			if p.Person != "" {
+				got = append(got, p)
+			}
+		}
+		return got, code, stderr
+	}
+	got, code, stderr := people()
+	if code != 1 || len(got) != 2 ||
+		got[0] != (person{"missing", "ana@glow.example", "austin", "workforce-training", "state:tx-hb300", "Tex. Health & Safety Code §181.101(b)", -10}) ||
+		got[1].Person != "bo@glow.example" || got[1].State != "expiring" || got[1].Days < 19 || got[1].Days > 20 {
+		t.Errorf("exit %d, people %+v; want ana missing (10 days late), bo expiring in 20 days", code, got)
+	}
+	if !strings.Contains(stderr, "staff.csv:7: start_date") {
+		t.Errorf("the bad roster row is not reported with its line: %q", stderr)
+	}
+	out, _, _ := vigil(t, "attest", "due", "--config", cfg)
+	if !strings.Contains(out, "NEW HIRE") || !strings.Contains(out, "ana@glow.example") || !strings.Contains(out, "§181.101(b)") {
+		t.Errorf("text output does not name the overdue new hire:\n%s", out)
+	}
+
+	// Ana's training, recorded late with her name, clears her.
+	if _, stderr, code := vigil(t, "attest", "add", "--config", cfg, "--kind", "workforce-training", "--date", daysAgo(1),
+		"--by", "Dana Ruiz", "--location", "austin", "--subject", "ana"); code != 0 {
+		t.Fatalf("attest add: exit %d\n%s", code, stderr)
+	}
+	if got, _, _ := people(); len(got) != 1 || got[0].Person != "bo@glow.example" {
+		t.Errorf("after ana's training: %+v, want only bo", got)
+	}
+
+	// An unreadable roster stops the command: nobody's deadline could be checked.
+	os.Remove(roster)
+	if _, stderr, code := vigil(t, "attest", "due", "--config", cfg); code != 2 || !strings.Contains(stderr, "roster") {
+		t.Errorf("missing roster: exit %d, %q; want 2 naming the roster", code, stderr)
+	}
+}
