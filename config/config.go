@@ -49,6 +49,8 @@ type Config struct {
 	Schedules []Schedule       `yaml:"schedules"`
 	Scan      ScanSettings     `yaml:"scan"`
 	Rules     RuleSettings     `yaml:"rules"`
+	// Alerts configure what vigil serve sends when something gets worse.
+	Alerts AlertSettings `yaml:"alerts"`
 }
 
 // AccountSettings tune the identity rules.
@@ -425,6 +427,7 @@ func (c *Config) applyDefaults() {
 			c.Locations[i].Ports = DefaultPorts
 		}
 	}
+	c.Alerts.applyDefaults()
 }
 
 func (c *Config) resolvePaths() {
@@ -462,6 +465,7 @@ func (c *Config) resolvePaths() {
 	for i := range c.Rules.Dirs {
 		abs(&c.Rules.Dirs[i])
 	}
+	c.Alerts.resolvePaths(abs)
 }
 
 // Location returns the location with the given id.

@@ -54,6 +54,7 @@ func (v *validator) validate(c *Config, _ *yaml.Node) {
 	v.accounts(&c.Accounts)
 	v.telegraf(c, ids)
 	v.scan(&c.Scan)
+	v.alerts(&c.Alerts)
 	for i, d := range c.Rules.Dirs {
 		v.mustExist(fmt.Sprintf("rules.dirs[%d]", i), d, true)
 	}
