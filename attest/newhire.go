@@ -43,11 +43,15 @@ type NewHireCheck struct {
 	Catalog   *rules.Catalog
 	Locations []config.Location
 	// Since is when the organisation started keeping attestations in
-	// vigil (FirstRecorded). A deadline that passed before it is judged
+	// vigil (FirstRecorded). A deadline that passed more than one
+	// refresher cycle (the kind's valid_days) before it is judged
 	// leniently: any training record for the person's location or the
 	// whole organisation dated on or after the hire counts, because
-	// attendance was not recorded per person then. Zero: every deadline
-	// needs a record naming the person.
+	// attendance was not recorded per person then and the person has
+	// since had the organisation's periodic training. A later deadline
+	// needs a record naming the person: their signed completion
+	// statement is kept six years (§181.101(d)), so it can be recorded
+	// with its own date. Zero: every deadline needs a named record.
 	Since time.Time
 	// Warn is how long before a deadline to remind.
 	Warn time.Duration
@@ -81,12 +85,16 @@ func FirstRecorded(records []Record, now time.Time) time.Time {
 // matched case-insensitively on email or username; its Location does not
 // matter, the training is the person's. A late training still counts: the
 // statute asks that the training happen, and the record shows when. People
-// without a hire date, or who have left, are not listed. Where the
-// deadline passed before Since, see NewHireCheck.Since.
+// without a hire date, or who have left, are not listed. Deadlines that
+// passed long before vigil kept records are judged leniently, see
+// NewHireCheck.Since.
 func NewHireDue(in NewHireCheck) []Reminder {
 	type deadline struct {
 		control rules.Control
 		rule    rules.TrainingDeadline
+		// lenientBefore: deadlines before it passed a refresher cycle
+		// before vigil kept records (NewHireCheck.Since).
+		lenientBefore time.Time
 	}
 	byLoc := map[string][]deadline{}
 	var locIDs []string
@@ -94,7 +102,12 @@ func NewHireDue(in NewHireCheck) []Reminder {
 		locIDs = append(locIDs, l.ID)
 		for _, k := range in.Catalog.TrainingDeadlines() {
 			if k.AppliesIn(l.State) {
-				byLoc[l.ID] = append(byLoc[l.ID], deadline{k, *k.NewHireTraining})
+				d := deadline{control: k, rule: *k.NewHireTraining}
+				if !in.Since.IsZero() {
+					ak, _ := in.Catalog.AttestationKind(d.rule.Kind)
+					d.lenientBefore = day(in.Since).AddDate(0, 0, -ak.ValidDays)
+				}
+				byLoc[l.ID] = append(byLoc[l.ID], d)
 			}
 		}
 	}
@@ -118,7 +131,7 @@ func NewHireDue(in NewHireCheck) []Reminder {
 				if in.trained(p, d.rule.Kind, hired) {
 					continue
 				}
-				if due.Before(in.Since) && in.trainedAt(loc, d.rule.Kind, hired) {
+				if due.Before(d.lenientBefore) && in.trainedAt(loc, d.rule.Kind, hired) {
 					continue
 				}
 				// The deadline is a day: overdue once it has passed.
