@@ -96,10 +96,13 @@ func NewHireDue(in NewHireCheck) []Reminder {
 		// before vigil kept records (NewHireCheck.Since).
 		lenientBefore time.Time
 	}
+	// Rosters are typed by people: "Austin" is the location austin.
 	byLoc := map[string][]deadline{}
+	ids := map[string]string{}
 	var locIDs []string
 	for _, l := range in.Locations {
 		locIDs = append(locIDs, l.ID)
+		ids[strings.ToLower(l.ID)] = l.ID
 		for _, k := range in.Catalog.TrainingDeadlines() {
 			if k.AppliesIn(l.State) {
 				d := deadline{control: k, rule: *k.NewHireTraining}
@@ -107,7 +110,7 @@ func NewHireDue(in NewHireCheck) []Reminder {
 					ak, _ := in.Catalog.AttestationKind(d.rule.Kind)
 					d.lenientBefore = day(in.Since).AddDate(0, 0, -ak.ValidDays)
 				}
-				byLoc[l.ID] = append(byLoc[l.ID], d)
+				byLoc[strings.ToLower(l.ID)] = append(byLoc[strings.ToLower(l.ID)], d)
 			}
 		}
 	}
@@ -125,8 +128,15 @@ func NewHireDue(in NewHireCheck) []Reminder {
 			locs = locIDs
 		}
 		hired := day(p.Hired)
-		for _, loc := range locs {
-			for _, d := range byLoc[loc] {
+		seen := map[string]bool{}
+		for _, l := range locs {
+			key := strings.ToLower(strings.TrimSpace(l))
+			loc, ok := ids[key]
+			if !ok || seen[key] {
+				continue // not a configured location, or listed twice
+			}
+			seen[key] = true
+			for _, d := range byLoc[key] {
 				due := d.rule.Deadline(hired)
 				if in.trained(p, d.rule.Kind, hired) {
 					continue
