@@ -36,6 +36,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"scan", "scan the configured locations once and print the findings", runScan},
+		{"serve", "run the daemon: scheduled scans, dashboard, /metrics (vigil serve --config FILE)", runServe},
 		{"rules", "test or lint rule packs (vigil rules test|lint [DIR])", runRules},
 		{"evidence", "export or verify the tamper-evident evidence log (vigil evidence export|verify)", runEvidence},
 		{"attest", "record administrative safeguards and list what is due (vigil attest add|list|due)", runAttest},
