@@ -372,11 +372,22 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.ScanNow("a")
-	_ = s.ScanNow("b") // waits for a's worker
-	waitFor(t, "a running", func() bool { p := s.Running(); return len(p) == 2 && p[0].Running() })
+	_ = s.ScanNow("b") // one of the two waits for the other's worker
+	var first, second string
+	waitFor(t, "one running, one queued", func() bool {
+		p := s.Running()
+		if len(p) != 2 || p[0].Running() == p[1].Running() {
+			return false
+		}
+		first, second = p[0].Location, p[1].Location
+		if p[1].Running() {
+			first, second = second, first
+		}
+		return true
+	})
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -387,11 +398,11 @@ func TestShutdownCancelsAfterGrace(t *testing.T) {
 		t.Errorf("%d scans saw cancellation, want 1", b.cancelled.Load())
 	}
 	st := s.Stats()
-	if st["a"].Failed != 1 || !strings.Contains(st["a"].LastError, "interrupted") {
-		t.Errorf("a: %+v: want one failed (interrupted) scan", st["a"])
+	if st[first].Failed != 1 || !strings.Contains(st[first].LastError, "interrupted") {
+		t.Errorf("%s: %+v: want one failed (interrupted) scan", first, st[first])
 	}
-	if st["b"].Started != 0 {
-		t.Errorf("b started after shutdown began: %+v", st["b"])
+	if st[second].Started != 0 {
+		t.Errorf("%s started after shutdown began: %+v", second, st[second])
 	}
 	if len(s.Running()) != 0 {
 		t.Errorf("still active after shutdown: %+v", s.Running())
