@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/controls"
 	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/rules"
 )
 
 // Status is where a risk stands. Names are part of the public contract.
@@ -38,7 +39,7 @@ type Source string
 // Risk sources.
 const (
 	FromFindings Source = "findings" // findings of one rule at one location
-	FromControl  Source = "control"  // a control whose attestation is missing or expired
+	FromControl  Source = "control"  // controls whose attestation is missing or expired
 )
 
 // administrative is the category of control risks.
@@ -58,7 +59,8 @@ var DefaultDueDays = map[Level]int{VeryHigh: 7, High: 30, Moderate: 90, Low: 180
 // Risk is one entry of the register.
 type Risk struct {
 	// ID is "RULE@LOCATION" for a finding risk (LOCATION is OrgScope for
-	// organisation-wide findings) or "control:CONTROL" for a control risk.
+	// organisation-wide findings) or "attestation:KIND[+KIND...]" for the
+	// controls a missing or expired attestation leaves unmet.
 	ID     string `json:"id"`
 	Title  string `json:"title"`
 	Source Source `json:"source"`
@@ -124,9 +126,15 @@ type Input struct {
 	// Controls is the organisation's control status (controls.Organization);
 	// unmet attestations become control risks. May be nil.
 	Controls []controls.ControlStatus
+	// Catalog names the attestation kinds in control risks' titles. May
+	// be nil.
+	Catalog *rules.Catalog
 	// Treatments are the current register decisions (store.RiskTreatments).
 	Treatments []observe.RiskTreatment
-	Now        time.Time
+	// Since is when vigil started watching (the first scan): a record
+	// that was never made is "detected" then, which starts its due date.
+	Since time.Time
+	Now   time.Time
 }
 
 // FindingRiskID is the id of the risk a finding belongs to.
@@ -138,8 +146,9 @@ func FindingRiskID(f *observe.Finding) string {
 	return f.Rule + "@" + loc
 }
 
-// ControlRiskID is the id of the risk of an unmet control.
-func ControlRiskID(control string) string { return "control:" + control }
+// ControlRiskID is the id of the risk of controls left unmet by missing
+// or expired attestations of kinds ("+"-joined, sorted).
+func ControlRiskID(kinds string) string { return "attestation:" + kinds }
 
 // Register derives the register: one risk per rule and location with
 // findings, one per control whose attestation is missing or expired,
@@ -166,11 +175,7 @@ func Register(in Input) []Risk {
 		r.apply(treat[id], in.Now)
 		out = append(out, r)
 	}
-	for _, s := range in.Controls {
-		if s.Status != controls.AttestationMissing && s.Status != controls.AttestationExpired {
-			continue
-		}
-		r := fromControl(s)
+	for _, r := range controlRisks(in) {
 		r.apply(treat[r.ID], in.Now)
 		out = append(out, r)
 	}
@@ -273,29 +278,86 @@ func fromFindings(id string, fs []*observe.Finding, in Input) Risk {
 	return r
 }
 
-func fromControl(s controls.ControlStatus) Risk {
-	k := s.Control
-	r := Risk{ID: ControlRiskID(k.ID), Source: FromControl, Control: k.ID, Category: administrative,
-		Title: k.Title + ": " + strings.ReplaceAll(string(s.Status), "-", " "), Controls: []string{k.ID},
-		Threat: threats[administrative].threat, Open: 1}
-	r.Vulnerability = strings.Join(s.Reasons, " ")
-	for _, l := range s.ByLocation {
-		if l.Status == controls.AttestationMissing || l.Status == controls.AttestationExpired {
-			r.Locations = append(r.Locations, l.Location)
+// controlRisks makes one risk per set of attestation kinds that unmet
+// controls need: a missing training record is one risk citing every
+// control it leaves unmet (HIPAA, CPG, insurance, state), not one per
+// control. A HIPAA standard judged by its specifications joins their risk.
+func controlRisks(in Input) []Risk {
+	byKey := map[string]*Risk{}
+	var order []string
+	for _, s := range in.Controls {
+		if s.Status != controls.AttestationMissing && s.Status != controls.AttestationExpired {
+			continue
+		}
+		k := s.Control
+		if len(k.Attestations) == 0 {
+			continue // a standard whose specifications carry the evidence
+		}
+		kinds := slices.Sorted(slices.Values(k.Attestations))
+		id := ControlRiskID(strings.Join(kinds, "+"))
+		r, ok := byKey[id]
+		if !ok {
+			var titles []string
+			for _, kind := range kinds {
+				title := kind
+				if in.Catalog != nil {
+					if a, ok := in.Catalog.AttestationKind(kind); ok {
+						title = a.Title
+					}
+				}
+				titles = append(titles, title)
+			}
+			r = &Risk{ID: id, Source: FromControl, Control: k.ID, Category: administrative, Open: 1,
+				Title: "No current record: " + strings.Join(titles, " / "), Threat: threats[administrative].threat,
+				Likelihood: Moderate, Impact: Moderate}
+			byKey[id] = r
+			order = append(order, id)
+		}
+		r.Controls = appendNew(r.Controls, k.ID)
+		if k.Standard != "" {
+			r.Controls = appendNew(r.Controls, k.Standard)
+		}
+		for _, why := range s.Reasons {
+			if !strings.Contains(r.Vulnerability, why) {
+				r.Vulnerability = strings.TrimSpace(r.Vulnerability + " " + why)
+			}
+		}
+		for _, l := range s.ByLocation {
+			if l.Status == controls.AttestationMissing || l.Status == controls.AttestationExpired {
+				r.Locations = appendNew(r.Locations, l.Location)
+			}
+		}
+		if k.Framework == "hipaa" && (k.ROrA == "R" || k.ROrA == "S") {
+			r.Impact = High
+		}
+		if a := s.Attestation; a != nil && !a.ExpiresAt.IsZero() && (r.FirstDetected.IsZero() || a.ExpiresAt.Before(r.FirstDetected)) {
+			r.FirstDetected = a.ExpiresAt
 		}
 	}
-	r.Likelihood, r.Rationale = Moderate, []string{"likelihood moderate: an unconfirmed safeguard (NIST SP 800-30 Table G-5)"}
-	r.Impact = Moderate
-	if k.ROrA == "R" || k.ROrA == "S" {
-		r.Impact = High
-		r.Rationale = append(r.Rationale, "impact high: a required HIPAA safeguard")
-	} else {
-		r.Rationale = append(r.Rationale, "impact moderate")
+	out := make([]Risk, 0, len(order))
+	for _, id := range order {
+		r := byKey[id]
+		if r.FirstDetected.IsZero() {
+			r.FirstDetected = in.Since
+		}
+		slices.Sort(r.Controls)
+		slices.Sort(r.Locations)
+		r.Rationale = []string{"likelihood moderate: a safeguard nobody has confirmed is in place (NIST SP 800-30 Table G-5)"}
+		if r.Impact == High {
+			r.Rationale = append(r.Rationale, "impact high: a required HIPAA safeguard (Table H-3)")
+		} else {
+			r.Rationale = append(r.Rationale, "impact moderate (Table H-3)")
+		}
+		out = append(out, *r)
 	}
-	if s.Attestation != nil && !s.Attestation.ExpiresAt.IsZero() {
-		r.FirstDetected = s.Attestation.ExpiresAt
+	return out
+}
+
+func appendNew(list []string, v string) []string {
+	if slices.Contains(list, v) {
+		return list
 	}
-	return r
+	return append(list, v)
 }
 
 // apply joins the latest decision and settles level, due date and status.
@@ -457,4 +519,24 @@ func Summarize(rs []Risk) Summary {
 		}
 	}
 	return s
+}
+
+// MaxAcceptance is the longest a person may accept a risk or call a
+// finding a false positive before it is looked at again: a year, the
+// cadence at which 164.308(a)(8) evaluations and most carriers' renewals
+// come round.
+const MaxAcceptance = 366 * 24 * time.Hour
+
+// CheckExpiry validates the expiry of an acceptance or false positive
+// recorded at now: after now, and no more than MaxAcceptance later.
+func CheckExpiry(expires, now time.Time) error {
+	switch {
+	case expires.IsZero():
+		return fmt.Errorf("an expiry is required: the risk reopens then")
+	case !expires.After(now):
+		return fmt.Errorf("expiry %s is not in the future", expires.Format(time.DateOnly))
+	case expires.Sub(now) > MaxAcceptance:
+		return fmt.Errorf("expiry %s is more than a year away: accept for at most a year and review it then", expires.Format(time.DateOnly))
+	}
+	return nil
 }

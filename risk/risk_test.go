@@ -172,13 +172,24 @@ func TestControlRisks(t *testing.T) {
 			ByLocation: []controls.ControlStatus{{Location: "downtown", Status: controls.AttestationMissing}, {Location: "uptown", Status: controls.Satisfied}}},
 		{Control: k, Status: controls.NotAssessed},
 	}
-	reg := Register(Input{Controls: st, Now: day(0)})
+	reg := Register(Input{Controls: st, Catalog: cat, Now: day(0)})
 	if len(reg) != 1 {
 		t.Fatalf("register = %v, want one control risk (not-assessed is not a risk)", ids(reg))
 	}
 	r := reg[0]
-	if r.ID != "control:hipaa:164.308(a)(5)(i)" || r.Status != StatusOpen || r.Impact != High || len(r.Locations) != 1 || r.Locations[0] != "downtown" {
+	if r.ID != "attestation:workforce-training" || r.Status != StatusOpen || r.Impact != High || len(r.Locations) != 1 || r.Locations[0] != "downtown" ||
+		!strings.Contains(r.Title, "Security awareness training") {
 		t.Errorf("control risk = %+v", r)
+	}
+	// Every control the same missing record leaves unmet is one risk.
+	ins, ok := cat.Control("insurance:training")
+	if !ok {
+		t.Fatal("catalog lacks insurance:training")
+	}
+	st = append(st, controls.ControlStatus{Control: ins, Status: controls.AttestationExpired})
+	reg = Register(Input{Controls: st, Catalog: cat, Now: day(0)})
+	if len(reg) != 1 || strings.Join(reg[0].Controls, " ") != "hipaa:164.308(a)(5)(i) insurance:training" {
+		t.Errorf("register = %v, controls %v", ids(reg), reg[0].Controls)
 	}
 }
 

@@ -242,7 +242,7 @@ func runAttestDue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail("%v", err)
 	}
 	now := time.Now()
-	due := attest.Due(records, cat, applicableKinds(cat, cfg), warn, now)
+	due := attest.Due(records, cat, attest.KindsFor(cat, cfg.Locations), warn, now)
 	if cfg.Roster != "" {
 		people, err := rosterPeople(ctx, cfg.Roster, stderr)
 		if err != nil {
@@ -321,31 +321,6 @@ func rosterPeople(ctx context.Context, path string, stderr io.Writer) ([]attest.
 			Locations: m.Locations, Hired: m.StartDate, Left: m.EndDate})
 	}
 	return people, nil
-}
-
-// applicableKinds lists, in catalog order, the attestation kinds of the
-// controls that apply at some configured location (state overlays only
-// where a location is in that state).
-func applicableKinds(cat *rules.Catalog, cfg *config.Config) []string {
-	states := []string{""}
-	for _, l := range cfg.Locations {
-		states = append(states, l.State)
-	}
-	need := map[string]bool{}
-	for _, k := range cat.Controls {
-		if slices.ContainsFunc(states, k.AppliesIn) {
-			for _, a := range k.Attestations {
-				need[a] = true
-			}
-		}
-	}
-	kinds := []string{}
-	for _, a := range cat.AttestationKinds {
-		if need[a.Kind] {
-			kinds = append(kinds, a.Kind)
-		}
-	}
-	return kinds
 }
 
 // parseWithin reads "30d" as days, anything else as a Go duration.

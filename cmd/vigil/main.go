@@ -40,6 +40,10 @@ func commands() []command {
 		{"rules", "test or lint rule packs (vigil rules test|lint [DIR])", runRules},
 		{"evidence", "export or verify the tamper-evident evidence log (vigil evidence export|verify)", runEvidence},
 		{"attest", "record administrative safeguards and list what is due (vigil attest add|list|due)", runAttest},
+		{"controls", "print every control's status from the store, with the reasons (vigil controls)", runControls},
+		{"findings", "list findings, accept them or mark false positives, time to remediate (vigil findings list|accept|...)", runFindings},
+		{"risk", "the risk register: list, set owner/treatment/due, accept (vigil risk list|set|accept)", runRisk},
+		{"trace", "the trail from a risk or control to findings, evidence and treatment (vigil trace risk|control|finding ID)", runTrace},
 		{"version", "print vigil's version", runVersion},
 	}
 }

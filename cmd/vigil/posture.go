@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/posture"
+	"github.com/vigilhq/vigil/risk"
+	"github.com/vigilhq/vigil/rules"
+	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/sqlite"
+)
+
+// storePath resolves --db (or the data directory's default) to the SQLite
+// file it names.
+func storePath(cfg *config.Config, db string) (string, error) {
+	if db == "" {
+		return filepath.Join(absDir(cfg.DataDir), store.DefaultFileName), nil
+	}
+	driver, dsn, err := store.ParseURL(db)
+	if err != nil {
+		return "", fmt.Errorf("--db: %w", err)
+	}
+	if driver != store.DriverSQLite {
+		return "", fmt.Errorf("--db %s: the %s backend is not available in this version; use sqlite:///path/vigil.db", db, driver)
+	}
+	return dsn, nil
+}
+
+// openReadStore opens the store read-only, so that reading posture works
+// while `vigil serve` or a scan writes.
+func openReadStore(ctx context.Context, cfg *config.Config, db string) (*sqlite.Store, error) {
+	path, err := storePath(cfg, db)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no database at %s: run `vigil scan --config FILE` first", path)
+	}
+	return sqlite.Open(ctx, path, sqlite.ReadOnly())
+}
+
+// decisionStore is what recording a decision needs: the store, and the
+// posture it is decided against.
+type decisionStore interface {
+	store.Store
+	posture.Reader
+}
+
+// openWriteStore opens the store for a person's decision, with the
+// evidence key, as vigil scan does.
+func openWriteStore(ctx context.Context, cfg *config.Config, db string) (decisionStore, error) {
+	st, err := openStore(ctx, db, cfg)
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("%w\n(while `vigil serve` runs, record decisions in its dashboard or API)", err)
+		}
+		return nil, err
+	}
+	full, ok := st.(decisionStore)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("store %s cannot record decisions", st.Path())
+	}
+	return full, nil
+}
+
+// loadSnapshot computes the posture from the store at cfg: control status,
+// risk register, what is due.
+func loadSnapshot(ctx context.Context, cfg *config.Config, st posture.Reader, stderr io.Writer) (*posture.Snapshot, error) {
+	cat, err := rules.LoadCatalog()
+	if err != nil {
+		return nil, err
+	}
+	engine, err := rules.Load(rules.Options{Dirs: cfg.Rules.Dirs, Disable: cfg.Rules.Disable})
+	if err != nil {
+		return nil, fmt.Errorf("rules:\n%w", err)
+	}
+	in := posture.Input{Config: cfg, Catalog: cat, Rules: engine.Rules(), Now: time.Now()}
+	if cfg.Roster != "" {
+		if in.People, err = rosterPeople(ctx, cfg.Roster, stderr); err != nil {
+			return nil, err
+		}
+	}
+	return posture.Load(ctx, st, in)
+}
+
+// parseExpiry reads --until (YYYY-MM-DD, the end of that day UTC) or --for
+// (days, or a Go duration) into an expiry checked against
+// risk.MaxAcceptance.
+func parseExpiry(until, forDur string, now time.Time) (time.Time, error) {
+	var exp time.Time
+	switch {
+	case until != "" && forDur != "":
+		return exp, errors.New("give --until or --for, not both")
+	case until != "":
+		d, err := time.Parse(time.DateOnly, until)
+		if err != nil {
+			return exp, fmt.Errorf("--until %q: want YYYY-MM-DD", until)
+		}
+		exp = d.Add(24*time.Hour - time.Second)
+	case forDur != "":
+		if n, err := strconv.Atoi(strings.TrimSuffix(forDur, "d")); err == nil {
+			exp = now.AddDate(0, 0, n)
+		} else if d, err := time.ParseDuration(forDur); err == nil {
+			exp = now.Add(d)
+		} else {
+			return exp, fmt.Errorf("--for %q: want days (90 or 90d) or a duration (720h)", forDur)
+		}
+	default:
+		return exp, errors.New("an expiry is required: --until YYYY-MM-DD or --for DAYS (at most a year); it reopens then")
+	}
+	if err := risk.CheckExpiry(exp, now); err != nil {
+		return exp, err
+	}
+	return exp, nil
+}
+
+func dateOrDash(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
