@@ -77,15 +77,11 @@ func openWriteStore(ctx context.Context, cfg *config.Config, db string) (decisio
 // loadSnapshot computes the posture from the store at cfg: control status,
 // risk register, what is due.
 func loadSnapshot(ctx context.Context, cfg *config.Config, st posture.Reader, stderr io.Writer) (*posture.Snapshot, error) {
-	cat, err := rules.LoadCatalog()
-	if err != nil {
-		return nil, err
-	}
 	engine, err := rules.Load(rules.Options{Dirs: cfg.Rules.Dirs, Disable: cfg.Rules.Disable})
 	if err != nil {
 		return nil, fmt.Errorf("rules:\n%w", err)
 	}
-	in := posture.Input{Config: cfg, Catalog: cat, Rules: engine.Rules(), Now: time.Now()}
+	in := posture.Input{Config: cfg, Catalog: engine.Catalog(), Rules: engine.Rules(), Now: time.Now()}
 	if cfg.Roster != "" {
 		if in.People, err = rosterPeople(ctx, cfg.Roster, stderr); err != nil {
 			return nil, err
