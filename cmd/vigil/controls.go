@@ -32,23 +32,16 @@ func runControls(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code, ok := checkCommon(fail, *cfgPath, *format, fs.Args()); !ok {
 		return code
 	}
-	cfg := loadConfig(*cfgPath, "vigil controls", stderr)
-	if cfg == nil {
-		return exitError
+	rs, code := openRead(ctx, *cfgPath, *db, "vigil controls", true, stderr, fail)
+	if rs == nil {
+		return code
 	}
+	defer rs.Close()
+	cfg, snap := rs.cfg, rs.snap
 	if *location != "" {
 		if _, ok := cfg.Location(*location); !ok {
 			return fail("--location %q is not a location in %s", *location, *cfgPath)
 		}
-	}
-	st, err := openReadStore(ctx, cfg, *db)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer st.Close()
-	snap, err := loadSnapshot(ctx, cfg, st, stderr)
-	if err != nil {
-		return fail("%v", err)
 	}
 	var list []controls.ControlStatus
 	for _, c := range snap.Controls {

@@ -50,17 +50,12 @@ func runFindingsList(ctx context.Context, args []string, stdout, stderr io.Write
 	if code, ok := checkCommon(fail, *cfgPath, *format, fs.Args()); !ok {
 		return code
 	}
-	cfg := loadConfig(*cfgPath, "vigil findings", stderr)
-	if cfg == nil {
-		return exitError
+	rs, code := openRead(ctx, *cfgPath, *db, "vigil findings", false, stderr, fail)
+	if rs == nil {
+		return code
 	}
-	filter := store.FindingFilter{Locations: locs, MinSeverity: observe.Severity(*severity)}
-	st, err := openReadStore(ctx, cfg, *db)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer st.Close()
-	all, err := st.Findings(ctx, filter)
+	defer rs.Close()
+	all, err := rs.st.Findings(ctx, store.FindingFilter{Locations: locs, MinSeverity: observe.Severity(*severity)})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -240,15 +235,12 @@ func runFindingsTTR(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fail("--since %q: want YYYY-MM-DD", *since)
 		}
 	}
-	cfg := loadConfig(*cfgPath, "vigil findings", stderr)
-	if cfg == nil {
-		return exitError
+	rs, code := openRead(ctx, *cfgPath, *db, "vigil findings", false, stderr, fail)
+	if rs == nil {
+		return code
 	}
-	st, err := openReadStore(ctx, cfg, *db)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer st.Close()
+	defer rs.Close()
+	st := rs.st
 	findings, err := st.Findings(ctx, store.FindingFilter{})
 	if err != nil {
 		return fail("%v", err)

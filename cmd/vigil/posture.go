@@ -74,6 +74,39 @@ func openWriteStore(ctx context.Context, cfg *config.Config, db string) (decisio
 	return full, nil
 }
 
+// readSession is a read-only look at one organisation's store, and its
+// posture when asked for.
+type readSession struct {
+	cfg  *config.Config
+	st   *sqlite.Store
+	snap *posture.Snapshot
+}
+
+// openRead loads the config at cfgPath and opens its store read-only
+// (computing the posture snapshot when withSnapshot); on failure it has
+// reported why and returns nil with the exit code.
+func openRead(ctx context.Context, cfgPath, db, prog string, withSnapshot bool, stderr io.Writer, fail func(string, ...any) int) (*readSession, int) {
+	cfg := loadConfig(cfgPath, prog, stderr)
+	if cfg == nil {
+		return nil, exitError
+	}
+	st, err := openReadStore(ctx, cfg, db)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	s := &readSession{cfg: cfg, st: st}
+	if withSnapshot {
+		if s.snap, err = loadSnapshot(ctx, cfg, st, stderr); err != nil {
+			st.Close()
+			return nil, fail("%v", err)
+		}
+	}
+	return s, exitOK
+}
+
+// Close closes the store.
+func (s *readSession) Close() { s.st.Close() }
+
 // loadSnapshot computes the posture from the store at cfg: control status,
 // risk register, what is due.
 func loadSnapshot(ctx context.Context, cfg *config.Config, st posture.Reader, stderr io.Writer) (*posture.Snapshot, error) {

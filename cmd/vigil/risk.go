@@ -49,21 +49,13 @@ func runRiskList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code, ok := checkCommon(fail, *cfgPath, f, fs.Args()); !ok {
 		return code
 	}
-	cfg := loadConfig(*cfgPath, "vigil risk", stderr)
-	if cfg == nil {
-		return exitError
+	rs, code := openRead(ctx, *cfgPath, *db, "vigil risk", true, stderr, fail)
+	if rs == nil {
+		return code
 	}
-	st, err := openReadStore(ctx, cfg, *db)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer st.Close()
-	snap, err := loadSnapshot(ctx, cfg, st, stderr)
-	if err != nil {
-		return fail("%v", err)
-	}
+	defer rs.Close()
+	snap := rs.snap
 	list := []risk.Risk{}
-	code := exitOK
 	for _, r := range snap.Register {
 		if r.Status == risk.StatusClosed && !*all {
 			continue

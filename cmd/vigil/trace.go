@@ -45,19 +45,12 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if id == "" {
 		return fail("which %s? give its id", what)
 	}
-	cfg := loadConfig(*cfgPath, "vigil trace", stderr)
-	if cfg == nil {
-		return exitError
+	rs, code := openRead(ctx, *cfgPath, *db, "vigil trace", true, stderr, fail)
+	if rs == nil {
+		return code
 	}
-	st, err := openReadStore(ctx, cfg, *db)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer st.Close()
-	snap, err := loadSnapshot(ctx, cfg, st, stderr)
-	if err != nil {
-		return fail("%v", err)
-	}
+	defer rs.Close()
+	st, snap := rs.st, rs.snap
 	byID := snap.FindingsByID()
 	var out any
 	var traces []risk.Trace

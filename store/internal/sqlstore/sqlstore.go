@@ -899,30 +899,9 @@ func (d *DB) Scans(ctx context.Context, limit int) ([]observe.Scan, error) {
 
 // FindingHistory returns a finding's events, oldest first.
 func (d *DB) FindingHistory(ctx context.Context, findingID string) ([]store.FindingEvent, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT scan_id, event_at, event, note FROM finding_events
-		WHERE finding_id = $1 ORDER BY event_at, event`, findingID)
+	out, err := d.Events(ctx, store.EventFilter{FindingIDs: []string{findingID}})
 	if err != nil {
-		return nil, d.errorf("history of finding %s: %w", findingID, err)
-	}
-	defer rows.Close()
-	var out []store.FindingEvent
-	for rows.Next() {
-		var (
-			e      = store.FindingEvent{FindingID: findingID}
-			scanID sql.NullString
-			at, ev string
-		)
-		if err := rows.Scan(&scanID, &at, &ev, &e.Note); err != nil {
-			return nil, d.errorf("history of finding %s: %w", findingID, err)
-		}
-		e.ScanID, e.Event = scanID.String, store.Event(ev)
-		if e.At, err = parseTime(at); err != nil {
-			return nil, d.errorf("history of finding %s: %w", findingID, err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, d.errorf("history of finding %s: %w", findingID, err)
+		return nil, err
 	}
 	if len(out) == 0 {
 		var n int
