@@ -118,3 +118,25 @@ type FindingEvent struct {
 	Event     Event     `json:"event"`
 	Note      string    `json:"note,omitempty"`
 }
+
+// Alert delivery states in the alert ledger.
+const (
+	AlertPending = "pending" // due to a channel, not yet delivered
+	AlertSent    = "sent"    // delivered; never sent to that channel again
+)
+
+// PendingAlert is an alert a channel has not delivered yet, kept so that a
+// channel that failed on every attempt gets it on a later cycle. The store
+// does not read Alert: it is the JSON of an alerts.Alert, which lives above
+// the store.
+type PendingAlert struct {
+	Channel string
+	Key     string
+	Alert   []byte
+	// Created is when the alert first fell due to the channel.
+	Created time.Time
+	// Attempts counts the delivery cycles that failed; LastAttempt is the
+	// last of them (zero before any).
+	Attempts    int
+	LastAttempt time.Time
+}

@@ -257,6 +257,32 @@ var migrations = []migration{
 			FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()`,
 		},
 	},
+	{version: 7, name: "alert deliveries: what each channel was sent, and what it still owes", stmts: []string{
+		// The daemon's alert ledger (package alerts, docs/alerts.md): one
+		// row per (channel, alert key). A pending row holds the alert
+		// until the channel delivers it, so an alert that failed on every
+		// attempt is tried again on the next cycle, after a restart too; a
+		// sent row is what stops the same alert going out twice. Rows are
+		// updated in place (pending -> sent): unlike the evidence log this
+		// is bookkeeping, not a record anyone audits.
+		`CREATE TABLE alert_deliveries (
+			channel      TEXT NOT NULL,                -- the route name (alerts.channels[].name)
+			alert_key    TEXT NOT NULL,                -- alerts.Alert.Key; carries no secret
+			state        TEXT NOT NULL,                -- pending|sent
+			alert        TEXT,                         -- JSON alerts.Alert while pending; NULL once sent
+			created_at   TEXT NOT NULL,                -- when the alert was first due to this channel
+			attempts     INTEGER NOT NULL DEFAULT 0,   -- delivery cycles that failed
+			last_attempt TEXT,                         -- the last failed cycle
+			sent_at      TEXT,                         -- set once state is sent
+			PRIMARY KEY (channel, alert_key)
+		)`,
+		`CREATE INDEX alert_deliveries_pending ON alert_deliveries (state, created_at)`,
+	},
+		// One table in the shared dialect: nothing differs between SQLite
+		// and PostgreSQL (INSERT ... ON CONFLICT is in both).
+		sqlite:   nil,
+		postgres: nil,
+	},
 }
 
 // zeroHash is the prev_hash of entry 1.
