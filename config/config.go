@@ -207,7 +207,15 @@ type SoftwareSource struct {
 type Schedule struct {
 	Cron      string   `yaml:"cron"`
 	Locations []string `yaml:"locations"`
+	// Jitter bounds how long after the schedule's time a location's scan
+	// starts (vigil serve spreads the locations over it, and never over
+	// more than 10% of the schedule's interval); at most MaxJitter. Nil
+	// means the daemon's default; 0s starts every location on time.
+	Jitter *Duration `yaml:"jitter"`
 }
+
+// MaxJitter is the largest schedules[].jitter accepted.
+const MaxJitter = 6 * time.Hour
 
 // ScanSettings tune the network checks. Every field has a safe default.
 type ScanSettings struct {
@@ -238,7 +246,13 @@ type ScanSettings struct {
 	// the segments of the other locations, to find flat WAN links; or
 	// "skip".
 	CrossLocation string `yaml:"cross_location"`
+	// MaxParallel bounds how many scans vigil serve runs at once for this
+	// organisation (default 2, at most MaxScanParallel).
+	MaxParallel int `yaml:"max_parallel"`
 }
+
+// MaxScanParallel is the largest scan.max_parallel accepted.
+const MaxScanParallel = 64
 
 // CrossLocation settings.
 const (
@@ -277,6 +291,7 @@ const (
 	DefaultPorts          = "top-100"
 	DefaultExpiryWarnDays = 30
 	DefaultReachBudget    = 1024
+	DefaultMaxParallel    = 2
 	DefaultStaleDays      = 90
 	DefaultNeverUsedDays  = 30
 )
@@ -421,6 +436,9 @@ func (c *Config) applyDefaults() {
 	}
 	if s.CrossLocation == "" {
 		s.CrossLocation = CrossLocationProbe
+	}
+	if s.MaxParallel == 0 {
+		s.MaxParallel = DefaultMaxParallel
 	}
 	for i := range c.Locations {
 		if c.Locations[i].Ports == "" {

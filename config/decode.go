@@ -62,6 +62,15 @@ func (v *validator) decode(node *yaml.Node, out reflect.Value, path string) {
 		return
 	}
 	switch out.Kind() {
+	case reflect.Pointer:
+		// An optional value (schedules[].jitter, digest): absent stays nil,
+		// anything else is decoded, and checked, as the value itself.
+		if node.Tag == "!!null" {
+			return
+		}
+		p := reflect.New(out.Type().Elem())
+		v.decode(node, p.Elem(), path)
+		out.Set(p)
 	case reflect.Struct:
 		if node.Kind != yaml.MappingNode {
 			if node.Tag == "!!null" {

@@ -50,6 +50,9 @@ func (v *validator) validate(c *Config, _ *yaml.Node) {
 				v.fail(fmt.Sprintf("%s.locations[%d]", p, j), "unknown location %q", l)
 			}
 		}
+		if s.Jitter != nil && s.Jitter.Duration > MaxJitter {
+			v.fail(p+".jitter", "%s is more than %s: a location's scan would start too long after its schedule (vigil also keeps it within 10%% of the schedule's interval)", s.Jitter.Duration, MaxJitter)
+		}
 	}
 	v.accounts(&c.Accounts)
 	v.telegraf(c, ids)
@@ -290,6 +293,9 @@ func (v *validator) scan(s *ScanSettings) {
 	}
 	if s.ReachBudget < 0 || s.ReachBudget > 65536 {
 		v.fail("scan.reach_budget", "%d is out of range 1-65536 (host:port probes per pair of segments)", s.ReachBudget)
+	}
+	if s.MaxParallel < 0 || s.MaxParallel > MaxScanParallel {
+		v.fail("scan.max_parallel", "%d is out of range 1-%d (scans vigil serve runs at once)", s.MaxParallel, MaxScanParallel)
 	}
 	if s.CrossLocation != "" && s.CrossLocation != CrossLocationProbe && s.CrossLocation != CrossLocationSkip {
 		v.fail("scan.cross_location", "unknown value %q: use probe or skip", s.CrossLocation)
