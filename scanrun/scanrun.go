@@ -65,6 +65,27 @@ type Run struct {
 	SkipNetwork bool
 	// SourceTimeout bounds the reading of one source (default 10 minutes).
 	SourceTimeout time.Duration
+	// OnPhase, when set, is told each phase as the run enters it (one of
+	// the Phase constants), so a daemon can show how far a scan got. It
+	// is called from the goroutine running Do.
+	OnPhase func(phase string)
+}
+
+// Phases a run goes through, in order; a run skips those it has nothing
+// for.
+const (
+	PhaseNetwork      = "network"      // the main scan of each location
+	PhaseSegmentation = "segmentation" // the reach probes from each vantage point
+	PhaseServices     = "services"     // service versions against the vulnerability database
+	PhaseSources      = "sources"      // identity, software and telegraf sources
+	PhaseRules        = "rules"        // the rules over everything seen
+	PhaseStore        = "store"        // reconciling findings in the store
+)
+
+func (r *Run) phase(p string) {
+	if r.OnPhase != nil {
+		r.OnPhase(p)
+	}
 }
 
 // ServiceMatcher finds known-vulnerable versions among scanned services.
@@ -158,6 +179,9 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	if r.SegmentationOnly {
 		scan.Categories = []observe.Category{"flat-network"}
 	}
+	if !r.SegmentationOnly && !r.SkipNetwork && len(locs) > 0 {
+		r.phase(PhaseNetwork)
+	}
 	for _, l := range locs {
 		if r.SegmentationOnly || r.SkipNetwork {
 			break
@@ -183,6 +207,9 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	// The segmentation test runs once every location's main scan is done,
 	// so it can sample the hosts they found instead of sweeping again.
 	scan.Vantages = map[string][]string{}
+	if !r.SkipNetwork && ctx.Err() == nil && len(locs) > 0 {
+		r.phase(PhaseSegmentation)
+	}
 	for _, l := range locs {
 		if ctx.Err() != nil || r.SkipNetwork {
 			break
@@ -209,6 +236,7 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		}
 	}
 	if r.Services != nil && !r.SkipNetwork && !r.SegmentationOnly && ctx.Err() == nil {
+		r.phase(PhaseServices)
 		pkgs, err := r.Services.MatchServices(ctx, all)
 		if err != nil {
 			// Vulnerable-service findings belong to the locations: a failed
@@ -222,6 +250,9 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		all = append(all, pkgs...)
 	}
 	if !r.SegmentationOnly {
+		if len(r.Sources) > 0 {
+			r.phase(PhaseSources)
+		}
 		obs, err := r.collect(ctx, &scan)
 		if err != nil {
 			return nil, err
@@ -242,6 +273,7 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		}
 		roster = ro
 	}
+	r.phase(PhaseRules)
 	all = accounts.Enrich(all, roster, accounts.SettingsFrom(r.Config), scan.FinishedAt)
 	findings := r.Rules.Evaluate(all, scan.FinishedAt)
 	for _, l := range locs {
@@ -252,6 +284,7 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 		res.Matrices = append(res.Matrices, m)
 		findings = append(findings, fs...)
 	}
+	r.phase(PhaseStore)
 	current, resolved, err := r.Store.FinishScan(storeCtx, scan, findings)
 	if err != nil {
 		return nil, err
