@@ -64,6 +64,8 @@ type EventFilter struct {
 	Events     []Event
 	// Since keeps events at or after it.
 	Since time.Time
+	// Until keeps events at or before it (a report as of a date).
+	Until time.Time
 }
 
 // EvidenceRef points at an evidence-log entry about a subject (a scan id

@@ -229,6 +229,9 @@ func (d *DB) Events(ctx context.Context, f store.EventFilter) ([]store.FindingEv
 	if !f.Since.IsZero() {
 		q.WriteString(` AND event_at >= ` + q.arg(formatTime(f.Since)))
 	}
+	if !f.Until.IsZero() {
+		q.WriteString(` AND event_at <= ` + q.arg(formatTime(f.Until)))
+	}
 	q.WriteString(` ORDER BY event_at, finding_id, event`)
 	rows, err := d.db.QueryContext(ctx, q.String(), q.args...)
 	if err != nil {
