@@ -11,7 +11,7 @@
 # telnetd or FTP server on a workstation is a hazard, so while this script
 # installs, services are kept from starting (policy-rc.d). They stay enabled
 # for the next boot: disable the ones you do not want, e.g.
-#   systemctl disable --now vsftpd redis-server mosquitto snmpd inetutils-inetd smbd nmbd nginx slapd
+#   systemctl disable --now vsftpd redis-server mosquitto snmpd inetutils-inetd smbd nmbd nginx slapd postgresql
 set -euo pipefail
 
 packages=(
@@ -26,6 +26,9 @@ packages=(
   snmp smbclient
   # directory server and clients for the LDAP identity tests
   slapd ldap-utils
+  # database server for the PostgreSQL store's tests (internal/pgtest runs
+  # its own throwaway cluster on 127.0.0.1; the packaged one is not used)
+  postgresql
   # certificates, build and test tooling
   ca-certificates make git
 )

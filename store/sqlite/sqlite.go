@@ -329,6 +329,15 @@ func (s *Store) Attestations(ctx context.Context) ([]observe.Attestation, error)
 	return s.core.Attestations(ctx)
 }
 
+// SQL returns the connection pool, for tests that check the database itself
+// refuses what vigil never does (UPDATE on the evidence log).
+func (s *Store) SQL() *sql.DB { return s.db }
+
+// SetBeforeCommit installs a hook run inside every write transaction just
+// before it commits; an error rolls it back. Tests use it to fail or cancel
+// mid-transaction.
+func (s *Store) SetBeforeCommit(f func(context.Context) error) { s.core.SetBeforeCommit(f) }
+
 // Evidence returns what `vigil evidence export` reads: the evidence log,
 // its checkpoints and the observations its entries commit to.
 func (s *Store) Evidence() evidence.Source { return s.core }

@@ -156,12 +156,40 @@ var migrations = []migration{
 				OR EXISTS (SELECT 1 FROM evidence_checkpoints WHERE seq = NEW.seq)
 			BEGIN SELECT RAISE(ABORT, 'evidence_checkpoints is append-only: a checkpoint signs a logged hash, once'); END`,
 		},
-		// Not yet run by any backend: the PostgreSQL store will.
+		// PostgreSQL: the same rules. INTEGER is 32-bit there, so the log's
+		// sequence numbers are BIGINT. (These statements were first run by
+		// the PostgreSQL store of schema 7; no database ran an older list.)
 		postgres: []string{
+			`ALTER TABLE evidence_checkpoints DROP CONSTRAINT evidence_checkpoints_seq_fkey`,
+			`ALTER TABLE evidence_log ALTER COLUMN seq TYPE BIGINT`,
+			`ALTER TABLE evidence_checkpoints ALTER COLUMN seq TYPE BIGINT`,
+			`ALTER TABLE evidence_checkpoints ADD CONSTRAINT evidence_checkpoints_seq_fkey FOREIGN KEY (seq) REFERENCES evidence_log (seq)`,
 			`CREATE FUNCTION evidence_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN
 				RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP;
 			END $$`,
+			// A new entry must follow the last one: the next seq, chained to
+			// its hash. Rows earlier in the same INSERT are visible here.
+			`CREATE FUNCTION evidence_log_append() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.seq IS DISTINCT FROM (SELECT COALESCE(MAX(seq), 0) + 1 FROM evidence_log)
+					OR NEW.prev_hash IS DISTINCT FROM COALESCE((SELECT hash FROM evidence_log WHERE seq = NEW.seq - 1), '` + zeroHash + `') THEN
+					RAISE EXCEPTION 'evidence_log is append-only: a new entry must follow the last one';
+				END IF;
+				RETURN NEW;
+			END $$`,
+			`CREATE TRIGGER evidence_log_append BEFORE INSERT ON evidence_log
+			FOR EACH ROW EXECUTE FUNCTION evidence_log_append()`,
+			`CREATE FUNCTION evidence_checkpoints_append() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.hash IS DISTINCT FROM (SELECT hash FROM evidence_log WHERE seq = NEW.seq)
+					OR EXISTS (SELECT 1 FROM evidence_checkpoints WHERE seq = NEW.seq) THEN
+					RAISE EXCEPTION 'evidence_checkpoints is append-only: a checkpoint signs a logged hash, once';
+				END IF;
+				RETURN NEW;
+			END $$`,
+			`CREATE TRIGGER evidence_checkpoints_append BEFORE INSERT ON evidence_checkpoints
+			FOR EACH ROW EXECUTE FUNCTION evidence_checkpoints_append()`,
 			`CREATE TRIGGER evidence_log_append_only BEFORE UPDATE OR DELETE ON evidence_log
 			FOR EACH ROW EXECUTE FUNCTION evidence_append_only()`,
 			`CREATE TRIGGER evidence_log_no_truncate BEFORE TRUNCATE ON evidence_log

@@ -49,6 +49,10 @@ type DB struct {
 	// (honouring ctx) instead of failing on the database's write lock.
 	sem          chan struct{}
 	beforeCommit func(context.Context) error
+	// txStart runs first in every write transaction: PostgreSQL takes an
+	// advisory lock there so that replicas write one at a time, as
+	// SQLite's single writer does.
+	txStart func(context.Context, *sql.Tx) error
 	// evidenceKey signs the evidence log's checkpoints; nil writes the
 	// chain without signing it.
 	evidenceKey *evidence.Key
@@ -67,6 +71,10 @@ func New(db *sql.DB, name string, now func() time.Time, p Placeholders) *DB {
 // just before it commits; a non-nil error rolls the transaction back. Tests
 // use it to cancel or crash mid-transaction.
 func (d *DB) SetBeforeCommit(f func(ctx context.Context) error) { d.beforeCommit = f }
+
+// SetTxStart installs a statement run first in every write transaction;
+// an error rolls it back.
+func (d *DB) SetTxStart(f func(context.Context, *sql.Tx) error) { d.txStart = f }
 
 func (d *DB) errorf(format string, args ...any) error {
 	return fmt.Errorf("store %s: "+format, append([]any{d.name}, args...)...)
@@ -91,6 +99,11 @@ func (d *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
 			_ = tx.Rollback() // the error that made us roll back is the one to report
 		}
 	}()
+	if d.txStart != nil {
+		if err := d.txStart(ctx, tx); err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+	}
 	if err := fn(tx); err != nil {
 		if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 			// The driver reports an interrupted statement in its own words;

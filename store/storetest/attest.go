@@ -1,10 +1,9 @@
-package sqlite
+package storetest
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/internal/sqlstore"
 )
 
 func attestation(kind, loc string, day time.Time) observe.Attestation {
@@ -23,7 +23,7 @@ func attestation(kind, loc string, day time.Time) observe.Attestation {
 	}
 }
 
-func addT(t *testing.T, s *Store, r observe.Attestation) observe.Attestation {
+func addT(t *testing.T, s Backend, r observe.Attestation) observe.Attestation {
 	t.Helper()
 	got, err := s.AddAttestation(context.Background(), r)
 	if err != nil {
@@ -32,10 +32,9 @@ func addT(t *testing.T, s *Store, r observe.Attestation) observe.Attestation {
 	return got
 }
 
-func TestAttestationsRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "vigil.db")
-	s := openT(t, path, WithClock(func() time.Time { return at(48) }))
+func testAttestationsRoundTrip(t *testing.T, h *Harness) {
+	path := h.New(t)
+	s := h.open(t, path, WithClock(func() time.Time { return at(48) }))
 	ctx := context.Background()
 
 	day := time.Date(2025, 2, 20, 0, 0, 0, 0, time.FixedZone("CST", -6*3600))
@@ -49,7 +48,7 @@ func TestAttestationsRoundTrip(t *testing.T) {
 
 	// A fresh open reads back what AddAttestation returned.
 	s.Close()
-	s = openT(t, path)
+	s = h.open(t, path)
 	got, err := s.Attestations(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -73,11 +72,11 @@ func TestAttestationsRoundTrip(t *testing.T) {
 		t.Errorf("after correcting %s: %+v", b.ID, got)
 	}
 	var n int
-	s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations`).Scan(&n)
+	s.SQL().QueryRowContext(ctx, `SELECT COUNT(*) FROM attestations`).Scan(&n)
 	if n != 3 {
 		t.Errorf("%d rows, want 3: a correction keeps the original", n)
 	}
-	if _, err := s.CorrectAttestation(ctx, b.ID, fixed); !errors.Is(err, ErrSuperseded) {
+	if _, err := s.CorrectAttestation(ctx, b.ID, fixed); !errors.Is(err, sqlstore.ErrSuperseded) {
 		t.Errorf("correcting a superseded record: %v, want ErrSuperseded", err)
 	}
 	if _, err := s.CorrectAttestation(ctx, "att-nope", fixed); !errors.Is(err, store.ErrNotFound) {
@@ -86,17 +85,18 @@ func TestAttestationsRoundTrip(t *testing.T) {
 }
 
 // The database refuses to change or remove an attestation.
-func TestAttestationsAreAppendOnly(t *testing.T) {
-	s := openT(t, filepath.Join(t.TempDir(), "vigil.db"))
+func testAttestationsAreAppendOnly(t *testing.T, h *Harness) {
+	s := h.fresh(t)
 	r := addT(t, s, attestation("workforce-training", "", at(0)))
 	ctx := context.Background()
 	for _, stmt := range []string{
 		`UPDATE attestations SET at = '2030-01-01T00:00:00.000000000Z'`,
 		`UPDATE attestations SET result = 'pass' WHERE id = '` + r.ID + `'`,
 		`DELETE FROM attestations`,
-		`INSERT OR REPLACE INTO attestations SELECT * FROM attestations`,
+		h.sql(`INSERT OR REPLACE INTO attestations SELECT * FROM attestations`,
+			`INSERT INTO attestations SELECT * FROM attestations ON CONFLICT (id) DO UPDATE SET note = 'x'`),
 	} {
-		_, err := s.db.ExecContext(ctx, stmt)
+		_, err := s.SQL().ExecContext(ctx, stmt)
 		if err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s\n  = %v, want refused as append-only", stmt, err)
 		}
@@ -108,10 +108,10 @@ func TestAttestationsAreAppendOnly(t *testing.T) {
 
 // Attestations are in the evidence log, in the transaction that stores
 // them, and an export with them verifies.
-func TestAttestationsInEvidenceLog(t *testing.T) {
+func testAttestationsInEvidenceLog(t *testing.T, h *Harness) {
 	dir := t.TempDir()
 	k := evidenceKey(t, dir)
-	s := openT(t, filepath.Join(dir, "vigil.db"), WithEvidenceKey(k), WithClock(func() time.Time { return at(48) }))
+	s := h.open(t, h.New(t), WithEvidenceKey(k), WithClock(func() time.Time { return at(48) }))
 	populate(t, s)
 	ctx := context.Background()
 	a := addT(t, s, attestation("workforce-training", "downtown", at(-24)))

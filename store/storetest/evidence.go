@@ -1,11 +1,10 @@
-package sqlite
+package storetest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ func evidenceKey(t testing.TB, dir string) *evidence.Key {
 	return k
 }
 
-func exportT(t testing.TB, s *Store, k *evidence.Key) []byte {
+func exportT(t testing.TB, s Backend, k *evidence.Key) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if _, err := evidence.Export(context.Background(), &buf, s.Evidence(), k, evidence.ExportOptions{}); err != nil {
@@ -37,7 +36,7 @@ func verifyT(b []byte) (*evidence.Summary, error) {
 }
 
 // kinds lists the log's entries as "seq kind subject".
-func kinds(t *testing.T, s *Store) []string {
+func kinds(t *testing.T, s Backend) []string {
 	t.Helper()
 	var out []string
 	err := s.Evidence().EvidenceEntries(context.Background(), 1, 1<<62, "", func(e *evidence.Entry) error {
@@ -62,7 +61,7 @@ func serviceObs(n int) []observe.Observation {
 }
 
 // populate runs two scans and a person's decision through the store.
-func populate(t *testing.T, s *Store) {
+func populate(t *testing.T, s Backend) {
 	t.Helper()
 	ctx := context.Background()
 	s1 := observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: []string{"downtown"}, Complete: true}
@@ -82,10 +81,10 @@ func populate(t *testing.T, s *Store) {
 	}
 }
 
-func TestEvidenceLogsEveryWrite(t *testing.T) {
+func testEvidenceLogsEveryWrite(t *testing.T, h *Harness) {
 	dir := t.TempDir()
 	k := evidenceKey(t, dir)
-	s := openT(t, filepath.Join(dir, "vigil.db"), WithEvidenceKey(k), WithClock(func() time.Time { return at(48) }))
+	s := h.open(t, h.New(t), WithEvidenceKey(k), WithClock(func() time.Time { return at(48) }))
 	populate(t, s)
 
 	want := []string{
@@ -141,9 +140,9 @@ func equalInts(a, b []int64) bool {
 }
 
 // The database itself refuses to change or remove what was logged.
-func TestEvidenceTablesAreAppendOnly(t *testing.T) {
+func testEvidenceTablesAreAppendOnly(t *testing.T, h *Harness) {
 	dir := t.TempDir()
-	s := openT(t, filepath.Join(dir, "vigil.db"), WithEvidenceKey(evidenceKey(t, dir)))
+	s := h.open(t, h.New(t), WithEvidenceKey(evidenceKey(t, dir)))
 	populate(t, s)
 	ctx := context.Background()
 	for _, stmt := range []string{
@@ -151,17 +150,19 @@ func TestEvidenceTablesAreAppendOnly(t *testing.T) {
 		`UPDATE evidence_log SET seq = seq + 100`,
 		`DELETE FROM evidence_log WHERE seq = 10`,
 		`DELETE FROM evidence_log`,
-		`INSERT OR REPLACE INTO evidence_log SELECT * FROM evidence_log WHERE seq = 4`,
+		h.sql(`INSERT OR REPLACE INTO evidence_log SELECT * FROM evidence_log WHERE seq = 4`,
+			`INSERT INTO evidence_log SELECT * FROM evidence_log WHERE seq = 4 ON CONFLICT (seq) DO UPDATE SET payload = '{}'`),
 		`INSERT INTO evidence_log (seq, at, kind, subject, payload, payload_digest, prev_hash, hash)
 			VALUES (12, 'x', 'scan', '', '{}', 'x', 'x', 'x')`, // skips 11
 		`INSERT INTO evidence_log (seq, at, kind, subject, payload, payload_digest, prev_hash, hash)
 			VALUES (11, 'x', 'scan', '', '{}', 'x', 'not the hash of entry 10', 'x')`,
 		`UPDATE evidence_checkpoints SET signature = '00'`,
 		`DELETE FROM evidence_checkpoints WHERE seq = 10`,
-		`INSERT OR REPLACE INTO evidence_checkpoints SELECT * FROM evidence_checkpoints WHERE seq = 10`,
+		h.sql(`INSERT OR REPLACE INTO evidence_checkpoints SELECT * FROM evidence_checkpoints WHERE seq = 10`,
+			`INSERT INTO evidence_checkpoints SELECT * FROM evidence_checkpoints WHERE seq = 10 ON CONFLICT (seq) DO UPDATE SET signature = '00'`),
 		`INSERT INTO evidence_checkpoints (seq, hash, at, public_key, signature) VALUES (4, 'not entry 4''s hash', 'x', 'x', 'x')`,
 	} {
-		_, err := s.db.ExecContext(ctx, stmt)
+		_, err := s.SQL().ExecContext(ctx, stmt)
 		if err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s\n  = %v, want refused as append-only", strings.Join(strings.Fields(stmt), " "), err)
 		}
@@ -173,18 +174,19 @@ func TestEvidenceTablesAreAppendOnly(t *testing.T) {
 
 // Someone with the database file can drop the triggers; the export then
 // shows what they changed.
-func TestEvidenceTamperedInDatabaseIsNamed(t *testing.T) {
+func testEvidenceTamperedInDatabaseIsNamed(t *testing.T, h *Harness) {
 	cases := []struct {
 		name  string
 		stmts []string
 		want  string
 	}{
 		{"entry payload edited", []string{
-			`DROP TRIGGER evidence_log_no_update`,
+			h.sql(`DROP TRIGGER evidence_log_no_update`, `DROP TRIGGER evidence_log_append_only ON evidence_log`),
 			`UPDATE evidence_log SET payload = replace(payload, 'accepted', 'false-positive') WHERE seq = 10`,
 		}, "entry 10: payload does not match its payload_digest"},
 		{"entry deleted", []string{
-			`DROP TRIGGER evidence_log_no_delete`, `DROP TRIGGER evidence_checkpoints_no_delete`,
+			h.sql(`DROP TRIGGER evidence_log_no_delete`, `DROP TRIGGER evidence_log_append_only ON evidence_log`),
+			h.sql(`DROP TRIGGER evidence_checkpoints_no_delete`, `DROP TRIGGER evidence_checkpoints_append_only ON evidence_checkpoints`),
 			`DELETE FROM evidence_checkpoints WHERE seq = 6`,
 			`DELETE FROM evidence_log WHERE seq = 6`,
 		}, "entry 6: missing at its place: entry 7 follows entry 5"},
@@ -199,10 +201,10 @@ func TestEvidenceTamperedInDatabaseIsNamed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			k := evidenceKey(t, dir)
-			s := openT(t, filepath.Join(dir, "vigil.db"), WithEvidenceKey(k))
+			s := h.open(t, h.New(t), WithEvidenceKey(k))
 			populate(t, s)
 			for _, stmt := range tc.stmts {
-				if _, err := s.db.Exec(stmt); err != nil {
+				if _, err := s.SQL().Exec(stmt); err != nil {
 					t.Fatalf("%s: %v", stmt, err)
 				}
 			}
@@ -216,14 +218,14 @@ func TestEvidenceTamperedInDatabaseIsNamed(t *testing.T) {
 }
 
 // A write that rolls back leaves no entry behind.
-func TestEvidenceRollsBackWithTheWrite(t *testing.T) {
+func testEvidenceRollsBackWithTheWrite(t *testing.T, h *Harness) {
 	dir := t.TempDir()
 	k := evidenceKey(t, dir)
-	s := openT(t, filepath.Join(dir, "vigil.db"), WithEvidenceKey(k))
+	s := h.open(t, h.New(t), WithEvidenceKey(k))
 	populate(t, s)
 	ctx := context.Background()
 	boom := errors.New("boom")
-	s.core.SetBeforeCommit(func(context.Context) error { return boom })
+	s.SetBeforeCommit(func(context.Context) error { return boom })
 	scan := observe.Scan{ID: "s3", StartedAt: at(30), FinishedAt: at(30), Locations: []string{"downtown"}, Complete: true}
 	if _, _, err := s.FinishScan(ctx, scan, []observe.Finding{rdp, ftp}); !errors.Is(err, boom) {
 		t.Fatalf("FinishScan = %v", err)
@@ -231,7 +233,7 @@ func TestEvidenceRollsBackWithTheWrite(t *testing.T) {
 	if _, err := s.DecideFinding(ctx, rdp.ID, observe.Decision{Status: observe.StatusFalsePositive, By: "x", Reason: "y", Expires: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}); !errors.Is(err, boom) {
 		t.Fatalf("DecideFinding = %v", err)
 	}
-	s.core.SetBeforeCommit(nil)
+	s.SetBeforeCommit(nil)
 	if head, _ := s.Evidence().EvidenceHead(ctx); head != 10 {
 		t.Errorf("head after rolled-back writes = %d, want 10", head)
 	}
@@ -243,10 +245,10 @@ func TestEvidenceRollsBackWithTheWrite(t *testing.T) {
 
 // A store opened without a key (a test, an older caller) still chains the
 // log; the first writer with a key signs all of it.
-func TestEvidenceWithoutKeyThenWithKey(t *testing.T) {
+func testEvidenceWithoutKeyThenWithKey(t *testing.T, h *Harness) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "vigil.db")
-	s, err := Open(context.Background(), path)
+	path := h.New(t)
+	s, err := h.Open(context.Background(), path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +256,14 @@ func TestEvidenceWithoutKeyThenWithKey(t *testing.T) {
 	s.Close()
 	k := evidenceKey(t, dir)
 
-	ro := openT(t, path, ReadOnly(), WithEvidenceKey(k))
+	ro := h.open(t, path, ReadOnly(), WithEvidenceKey(k))
 	sum, err := verifyT(exportT(t, ro, k))
 	if err != nil || sum.Checkpoints != 0 || sum.Entries != 9 {
 		t.Fatalf("unsigned log: %v, %v", sum, err)
 	}
 	ro.Close()
 
-	s = openT(t, path, WithEvidenceKey(k))
+	s = h.open(t, path, WithEvidenceKey(k))
 	finishT(t, s, observe.Scan{ID: "s3", StartedAt: at(30), FinishedAt: at(30)}, ftp)
 	sum, err = verifyT(exportT(t, s, k))
 	if err != nil || sum.Entries != 12 || sum.LastCheckpoint != 12 || len(sum.KeyChanges) != 1 || sum.KeyChanges[0].Seq != 10 {

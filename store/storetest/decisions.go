@@ -1,9 +1,8 @@
-package sqlite
+package storetest
 
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,10 +15,10 @@ import (
 // An acceptance lasts until its expiry; then the finding is open again,
 // whether a scan comes first (FinishScan expires it) or the daemon's timer
 // does (ExpireDecisions), and its history says whose decision ran out.
-func TestAcceptanceExpiryReopens(t *testing.T) {
+func testAcceptanceExpiryReopens(t *testing.T, h *Harness) {
 	ctx := context.Background()
 	now := at(1)
-	s := openT(t, filepath.Join(t.TempDir(), "vigil.db"), WithClock(func() time.Time { return now }))
+	s := h.fresh(t, WithClock(func() time.Time { return now }))
 	downtown := []string{"downtown"}
 	finishT(t, s, observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: downtown, Complete: true}, rdp, telnet)
 
@@ -108,10 +107,10 @@ func TestAcceptanceExpiryReopens(t *testing.T) {
 // Accepting a risk records the treatment and accepts its findings in one
 // transaction; the register keeps every treatment, the newest counting,
 // and refuses to change or delete any.
-func TestRiskTreatments(t *testing.T) {
+func testRiskTreatments(t *testing.T, h *Harness) {
 	ctx := context.Background()
 	now := at(1)
-	s := openT(t, filepath.Join(t.TempDir(), "vigil.db"), WithClock(func() time.Time { return now }))
+	s := h.fresh(t, WithClock(func() time.Time { return now }))
 	finishT(t, s, observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: []string{"downtown"}, Complete: true}, rdp, telnet)
 
 	const risk = "net.rdp-reachable-from-guest@downtown"
@@ -167,19 +166,20 @@ func TestRiskTreatments(t *testing.T) {
 	for _, stmt := range []string{
 		`UPDATE risk_treatments SET reason = 'forgotten'`,
 		`DELETE FROM risk_treatments`,
-		`INSERT OR REPLACE INTO risk_treatments (id, risk_id, by_name, recorded_at) VALUES ('` + acc.ID + `', 'x', 'y', 'z')`,
+		h.sql(`INSERT OR REPLACE INTO risk_treatments (id, risk_id, by_name, recorded_at) VALUES ('`+acc.ID+`', 'x', 'y', 'z')`,
+			`INSERT INTO risk_treatments (id, risk_id, by_name, recorded_at) VALUES ('`+acc.ID+`', 'x', 'y', 'z') ON CONFLICT (id) DO UPDATE SET reason = 'x'`),
 	} {
-		if _, err := s.db.ExecContext(ctx, stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
+		if _, err := s.SQL().ExecContext(ctx, stmt); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s = %v, want refused as append-only", stmt, err)
 		}
 	}
 }
 
-func TestDecisionsNeedAWriter(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "vigil.db")
-	w := openT(t, path)
+func testDecisionsNeedAWriter(t *testing.T, h *Harness) {
+	path := h.New(t)
+	w := h.open(t, path)
 	finishT(t, w, observe.Scan{ID: "s1", StartedAt: at(0), FinishedAt: at(0), Locations: []string{"downtown"}, Complete: true}, rdp)
-	r := openT(t, path, ReadOnly())
+	r := h.open(t, path, ReadOnly())
 	_, err := r.AddRiskTreatment(context.Background(), observe.RiskTreatment{Risk: "x", By: "y", Treatment: observe.TreatMitigate}, nil)
 	if err == nil || errors.Is(err, store.ErrInvalidDecision) {
 		t.Errorf("read-only AddRiskTreatment = %v, want a write refused", err)
