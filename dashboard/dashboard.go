@@ -1,189 +1,199 @@
-// Package dashboard serves vigil's web interface and JSON API: findings by
-// location, a finding's evidence and history, and the scans that produced
-// them. It reads through the store and renders HTML on the server with
-// html/template, so it needs no JavaScript and never changes what rules decide.
+// Package dashboard serves vigil's web interface and JSON API over one or
+// more tenants (organisations): portfolio, locations with their
+// reachability matrix, findings, controls and their traceability chain,
+// the risk register, identities, scans, reports and settings. Pages are
+// rendered on the server with html/template from an in-memory posture
+// snapshot per tenant, and every sign-in, view of PHI-adjacent data,
+// export and change goes through package users.
+//
+// # How vigil serve constructs it
+//
+//	usersDB, _ := sql.Open("sqlite", path)          // the server-wide users database
+//	ustore, _ := usersqlite.Open(ctx, usersDB)      // users/sqlite
+//	usvc, _ := users.New(users.Config{Store: ustore, Logger: log})
+//	dash, err := dashboard.New(dashboard.Options{
+//		Tenants: []dashboard.Tenant{{             // one per --config
+//			ID:     "glow",                       // users.TenantID: a slug, stable across restarts
+//			Name:   cfg.Organization,
+//			Config: cfg,
+//			Store:  st,                           // *store/sqlite.Store of that config
+//			Scans:  sched,                        // *daemon.Scheduler of that config (nil: no scan control)
+//		}},
+//		Users:     usvc,
+//		UserStore: ustore,
+//		TokenDB:   usersDB,                       // personal API tokens live here (table dashboard_api_tokens)
+//		Telemetry: dashboard.TelemetryRoutes{Ingest: ingest, Metrics: metrics},
+//		Logger:    log,
+//	})
+//	defer dash.Close()                           // waits for background snapshot rebuilds
+//	if link, err := dash.SetupURL(ctx, "https://host:8443"); err == nil && link != "" {
+//		fmt.Fprintln(stderr, "no dashboard users yet: create the first owner at", link)
+//	}
+//	// after every scan of a tenant finishes (daemon hook):
+//	dash.Invalidate("glow")
+//	// mount dash (an http.Handler) as daemon.HTTPOptions.Dashboard.
+//
+// The dashboard never runs posture per request: Invalidate (and every
+// decision made in the dashboard) rebuilds the tenant's snapshot in the
+// background, one rebuild at a time, and pages read the latest one.
 package dashboard
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
+	"github.com/vigilhq/vigil/attest"
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/daemon"
 	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/posture"
+	"github.com/vigilhq/vigil/risk"
+	"github.com/vigilhq/vigil/rules"
 	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/users"
 )
 
-// FindingsReader is the part of the store the dashboard reads.
-// *sqlite.Store provides it.
-type FindingsReader interface {
-	Findings(ctx context.Context, f store.FindingFilter) ([]observe.Finding, error)
-	Scans(ctx context.Context, limit int) ([]observe.Scan, error)
-	FindingHistory(ctx context.Context, findingID string) ([]store.FindingEvent, error)
+// Store is what the dashboard reads from and records in one tenant's
+// store. *store/sqlite.Store provides it.
+type Store interface {
+	posture.Reader
+	risk.Reader
+	Observations(ctx context.Context, scanID string) ([]observe.Observation, error)
+	Events(ctx context.Context, f store.EventFilter) ([]store.FindingEvent, error)
+	DecideFinding(ctx context.Context, findingID string, d observe.Decision) (observe.Finding, error)
+	AddRiskTreatment(ctx context.Context, t observe.RiskTreatment, accept []string) (observe.RiskTreatment, error)
+	AddAttestation(ctx context.Context, r observe.Attestation) (observe.Attestation, error)
 }
 
-// AuditFunc records that actor did action on target (a finding id, a
-// filter, a scan list). It is called for every page view and API export and
-// for every login attempt, and must not block for long.
-type AuditFunc func(ctx context.Context, actor, action, target string)
+// ScanControl is the scheduler of one tenant, as the scans page uses it.
+// *daemon.Scheduler provides it.
+type ScanControl interface {
+	ScanNow(location string) error
+	Running() []daemon.Progress
+	Planned() []daemon.PlannedJob
+	Stats() map[string]daemon.LocationStats
+}
+
+// Tenant is one organisation the dashboard serves: one configuration, one
+// store, one scheduler. A signed-in user sees only their tenant's.
+type Tenant struct {
+	// ID is the users.TenantID users of this organisation carry. Required.
+	ID users.TenantID
+	// Name is shown in page titles; "" means Config.Organization.
+	Name string
+	// Config is the tenant's loaded configuration. Required.
+	Config *config.Config
+	// Store is the tenant's store. Required.
+	Store Store
+	// Scans starts and reports scans; nil hides "scan now" and the schedule.
+	Scans ScanControl
+	// Catalog and Rules judge controls; nil loads the embedded catalog and
+	// the rules Config names (as `vigil controls` does).
+	Catalog *rules.Catalog
+	Rules   *rules.Engine
+	// Documents keeps attestation documents; zero means
+	// DATA_DIR/documents of Config.
+	Documents attest.Documents
+	// Metrics serves this tenant's posture metrics at GET /metrics
+	// (telemetry.MetricsHandler); nil falls back to
+	// Options.Telemetry.Metrics when there is only one tenant.
+	Metrics http.Handler
+}
 
 // Options configures New.
 type Options struct {
-	// Store is where findings and scans are read from. Required.
-	Store FindingsReader
-	// Organization is the tenant name shown in every page title.
-	Organization string
-	// Token is the shared secret every request except /healthz and the
-	// login page must present, either as "Authorization: Bearer <token>" or
-	// through the session cookie POST /login sets. Required.
-	Token string
-	// SecureCookies marks cookies Secure. Set it when the dashboard is
-	// reached over HTTPS through a proxy; requests that arrive over TLS get
-	// Secure cookies regardless.
+	// Tenants are the organisations served. At least one is required.
+	Tenants []Tenant
+	// Users signs people in and keeps the audit trail. Required.
+	Users *users.Service
+	// UserStore is the store behind Users (users/sqlite), read to list a
+	// tenant's accounts in settings and to resolve API tokens. Required.
+	UserStore users.Store
+	// TokenDB is the users database; the dashboard keeps personal API
+	// tokens (hashed) in its own table dashboard_api_tokens there. Nil
+	// turns bearer-token access off: the API then takes the session only.
+	TokenDB *sql.DB
+	// SecureCookies marks cookies Secure (and names the session cookie
+	// __Host-) even on plain-HTTP requests: set it behind a TLS-terminating
+	// proxy. Requests that arrive over TLS always get Secure cookies.
 	SecureCookies bool
-	// SessionTTL is how long a login lasts; zero means 12 hours.
-	SessionTTL time.Duration
-	// Logger receives one line per request; nil discards. Secrets (the
-	// token, cookies, form bodies) are never logged.
-	Logger *slog.Logger
-	// Audit is told about every view and export; nil records nothing.
-	Audit AuditFunc
-	// Now is the clock for sessions; nil means time.Now.
-	Now func() time.Time
 	// Telemetry mounts the telegraf ingest and /metrics (telemetry.go).
 	Telemetry TelemetryRoutes
+	// Logger receives one line per request and background errors; nil
+	// discards. Secrets are never logged.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// SnapshotMaxAge rebuilds a tenant's posture in the background when the
+	// one served is older, so time-based states (expiries, due dates)
+	// move on without a scan; zero means 5 minutes.
+	SnapshotMaxAge time.Duration
 }
 
-// Audit actions.
-const (
-	ActionViewFindings   = "view.findings"
-	ActionViewFinding    = "view.finding"
-	ActionViewScans      = "view.scans"
-	ActionExportFindings = "export.findings"
-	ActionExportScans    = "export.scans"
-	ActionLogin          = "login"
-	ActionLoginFailed    = "login.failed"
-	ActionLogout         = "logout"
-)
-
-// server holds what the handlers share. It is built once by New and never
-// changed afterwards.
-type server struct {
-	store  FindingsReader
-	org    string
-	auth   *authenticator
-	log    *slog.Logger
-	audit  AuditFunc
-	pages  *pages
-	secure bool
+// Dashboard is the web interface. It is an http.Handler; Invalidate tells
+// it a tenant's store changed, Close stops its background work.
+type Dashboard struct {
+	h http.Handler
+	s *server
 }
 
-// New returns the dashboard as an http.Handler.
+// ServeHTTP serves the dashboard.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.h.ServeHTTP(w, r) }
+
+// Invalidate schedules a rebuild of tenant's posture snapshot, because its
+// store changed (a scan finished). It returns at once; pages keep showing
+// the previous snapshot until the new one is ready. An unknown tenant is
+// ignored.
+func (d *Dashboard) Invalidate(tenant users.TenantID) {
+	if t := d.s.tenants[tenant]; t != nil {
+		t.invalidate()
+	}
+}
+
+// SetupURL returns the one-time link that creates the first owner, when
+// the users database has no user at all; "" when it has users. baseURL is
+// the dashboard's external URL (scheme://host:port). vigil serve prints
+// the link on the console.
+func (d *Dashboard) SetupURL(ctx context.Context, baseURL string) (string, error) {
+	tok, _, err := d.s.users.BeginSetup(ctx)
+	if errors.Is(err, users.ErrSetupUnavailable) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("dashboard setup link: %w", err)
+	}
+	return users.SetupURL(baseURL, tok), nil
+}
+
+// Close waits for background snapshot rebuilds to end; call it before
+// closing the stores.
+func (d *Dashboard) Close() error {
+	d.s.closeOnce.Do(func() { close(d.s.done) })
+	d.s.wg.Wait()
+	return nil
+}
+
+// New returns the dashboard. It checks the options and loads each tenant's
+// rule catalog; the first posture snapshots are built in the background.
 //
 // It sets gin's process-wide mode to release: the dashboard logs through
 // Options.Logger, and gin's debug output would only duplicate it.
-func New(opts Options) (http.Handler, error) {
-	if opts.Store == nil {
-		return nil, errors.New("dashboard: no store")
+func New(opts Options) (*Dashboard, error) {
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, err
 	}
-	if opts.Token == "" {
-		return nil, errors.New("dashboard: empty token: every request must be authenticated; generate one with `openssl rand -hex 32`")
+	h, err := s.routes(opts.Telemetry)
+	if err != nil {
+		return nil, err
 	}
-	s := &server{
-		store:  opts.Store,
-		org:    opts.Organization,
-		log:    opts.Logger,
-		audit:  opts.Audit,
-		secure: opts.SecureCookies,
+	for _, t := range s.order {
+		t.invalidate()
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.audit == nil {
-		s.audit = func(context.Context, string, string, string) {}
-	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
-	ttl := opts.SessionTTL
-	if ttl <= 0 {
-		ttl = 12 * time.Hour
-	}
-	s.auth = newAuthenticator(opts.Token, ttl, now)
-	var err error
-	if s.pages, err = loadPages(); err != nil {
-		return nil, fmt.Errorf("dashboard: %w", err)
-	}
-
-	gin.SetMode(gin.ReleaseMode)
-	r := gin.New()
-	if err := r.SetTrustedProxies(nil); err != nil { // ClientIP is the peer address
-		return nil, fmt.Errorf("dashboard: %w", err)
-	}
-	r.Use(s.recoverer, s.logRequests, securityHeaders)
-	r.NoRoute(func(c *gin.Context) { s.notFound(c) })
-
-	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	r.StaticFileFS("/static/style.css", "style.css", staticFS())
-	r.GET("/login", s.loginForm)
-	r.POST("/login", s.login)
-
-	authed := r.Group("/", s.requireAuth)
-	authed.POST("/logout", s.logout)
-	authed.GET("/", s.findingsPage)
-	authed.GET("/findings/:id", s.findingPage)
-	authed.GET("/scans", s.scansPage)
-	authed.GET("/api/v1/findings", s.apiFindings)
-	authed.GET("/api/v1/scans", s.apiScans)
-	s.mountTelemetry(r, opts.Telemetry)
-	return r, nil
-}
-
-// securityHeaders is set on every response, including errors and /healthz.
-// The CSP allows nothing but same-origin resources: no inline script or
-// style, no framing.
-func securityHeaders(c *gin.Context) {
-	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	// Findings describe how to attack the clinic: keep them out of caches.
-	h.Set("Cache-Control", "no-store")
-	c.Next()
-}
-
-// logRequests writes one line per request. It logs the path without the
-// query string and never headers, cookies or bodies.
-func (s *server) logRequests(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
-		slog.String("method", c.Request.Method),
-		slog.String("path", c.Request.URL.Path),
-		slog.Int("status", c.Writer.Status()),
-		slog.Duration("duration", time.Since(start)),
-		slog.String("client", c.ClientIP()),
-	)
-}
-
-// recoverer turns a panic in a handler into a 500 and a log line, without
-// gin's request dump.
-func (s *server) recoverer(c *gin.Context) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.Error("dashboard handler panicked", "path", c.Request.URL.Path, "panic", fmt.Sprint(v))
-			c.AbortWithStatus(http.StatusInternalServerError)
-		}
-	}()
-	c.Next()
+	return &Dashboard{h: h, s: s}, nil
 }

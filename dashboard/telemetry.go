@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/vigilhq/vigil/users"
 )
 
 // TelemetryRoutes are the telegraf endpoints the dashboard mounts
@@ -11,49 +13,58 @@ import (
 // the dashboard only decides who may reach them. A nil handler is not
 // mounted.
 type TelemetryRoutes struct {
-	// Ingest receives line protocol from telegraf agents at
+	// Ingest (one for the whole server) receives line protocol from telegraf agents at
 	// POST /api/v1/telegraf, and at /api/v1/telegraf/api/v2/write, where
 	// outputs.influxdb_v2 posts when its url is .../api/v1/telegraf. It
 	// checks the telegraf token itself: agents hold that token, not the
 	// dashboard's.
 	Ingest http.Handler
 	// Metrics serves the posture metrics at GET /metrics, behind the
-	// dashboard's authentication (bearer token or session).
+	// dashboard's authentication (API token or session). It is used only
+	// when the dashboard serves one tenant; with several, set
+	// Tenant.Metrics on each so nobody reads another tenant's metrics.
 	Metrics http.Handler
 }
 
-// ActionViewMetrics is audited for every read of /metrics; the target is
-// the format asked for.
-const ActionViewMetrics = "view.metrics"
+// ActionViewMetrics is the audit target of every read of /metrics (action
+// users.ActionExport); the detail is the format asked for.
+const ActionViewMetrics = "metrics"
 
-// mountTelemetry registers the routes in t on r.
+// mountTelemetry registers the routes in t on r. /metrics takes a
+// session or an API token of someone who may export organisation-wide
+// (not a location manager), and answers 401, never the sign-in page, to a
+// scraper without credentials.
 func (s *server) mountTelemetry(r *gin.Engine, t TelemetryRoutes) {
 	if t.Ingest != nil {
 		h := gin.WrapH(t.Ingest)
 		r.POST("/api/v1/telegraf", h)
 		r.POST("/api/v1/telegraf/api/v2/write", h)
 	}
-	if t.Metrics != nil {
-		r.GET("/metrics", s.requireScraperAuth, s.requireAuth, s.metrics(t.Metrics))
+	any := t.Metrics != nil
+	for _, tn := range s.order {
+		any = any || tn.Metrics != nil
+	}
+	if any {
+		r.GET("/metrics", s.requireAuth, s.metrics(t.Metrics))
 	}
 }
 
-// requireScraperAuth answers 401 to a request with no credentials at all,
-// where requireAuth would send a browser to the login page: a Prometheus
-// scrape follows the redirect and reports the login form as a parse error
-// instead of an authentication failure.
-func (s *server) requireScraperAuth(c *gin.Context) {
-	if c.GetHeader("Authorization") == "" {
-		if v, err := c.Cookie(sessionCookie); err != nil || !s.auth.checkSession(v) {
-			s.unauthorized(c)
+// metrics serves the principal's tenant's metrics handler; the global one
+// only when the dashboard serves a single tenant.
+func (s *server) metrics(global http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := tenantOf(c).Metrics
+		if h == nil && len(s.order) == 1 {
+			h = global
+		}
+		if h == nil {
+			s.notFound(c)
 			return
 		}
-	}
-	c.Next()
-}
-
-func (s *server) metrics(h http.Handler) gin.HandlerFunc {
-	return func(c *gin.Context) {
+		if !principal(c).Allowed(users.PermExport, "") {
+			s.forbidden(c, "your role does not allow organisation-wide metrics")
+			return
+		}
 		format := c.Query("format")
 		switch format {
 		case "":
@@ -62,7 +73,9 @@ func (s *server) metrics(h http.Handler) gin.HandlerFunc {
 		default:
 			format = "unknown" // the handler refuses it; keep the audit log clean
 		}
-		s.audit(c.Request.Context(), actor(c), ActionViewMetrics, format)
+		if !s.audit(c, users.ActionExport, ActionViewMetrics, format) {
+			return
+		}
 		h.ServeHTTP(c.Writer, c.Request)
 	}
 }
