@@ -18,8 +18,12 @@ type StoreProbe interface {
 
 // HTTPOptions configures Handler.
 type HTTPOptions struct {
+	// Scheduler and Store are probed by /readyz for a single
+	// organisation; Tenants, when set, replaces them: every tenant's
+	// scheduler and store must answer.
 	Scheduler *Scheduler
 	Store     StoreProbe
+	Tenants   []Tenant
 	// Dashboard serves every other path (pages, API, /metrics behind its
 	// authentication).
 	Dashboard http.Handler
@@ -48,14 +52,26 @@ func Handler(o HTTPOptions) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		probeHeaders(w)
 		var problems []string
-		if err := o.Scheduler.Ready(); err != nil {
-			problems = append(problems, err.Error())
+		check := func(prefix string, sched *Scheduler, st StoreProbe) {
+			if err := sched.Ready(); err != nil {
+				problems = append(problems, prefix+err.Error())
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), o.ProbeTimeout)
+			defer cancel()
+			if _, err := st.Scans(ctx, 1); err != nil {
+				// The reason may name a path; it stays in the log.
+				problems = append(problems, prefix+"store not answering")
+			}
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), o.ProbeTimeout)
-		defer cancel()
-		if _, err := o.Store.Scans(ctx, 1); err != nil {
-			// The reason may name a path; it stays in the log.
-			problems = append(problems, "store not answering")
+		if len(o.Tenants) == 0 {
+			check("", o.Scheduler, o.Store)
+		}
+		for _, t := range o.Tenants {
+			prefix := ""
+			if len(o.Tenants) > 1 {
+				prefix = "tenant " + t.ID + ": "
+			}
+			check(prefix, t.Scheduler, t.Store)
 		}
 		if len(problems) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)

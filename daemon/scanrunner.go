@@ -46,6 +46,11 @@ type ScanRunnerOptions struct {
 	// Vantage names the segment this sensor probes from (vigil scan
 	// --vantage); empty detects it from local addresses.
 	Vantage string
+	// Stored, when set, is told about every scan the runner stored,
+	// complete or not, once it is in the store: the daemon's alerts and
+	// the dashboard's refresh hang off it. It runs in the job's goroutine,
+	// so it should hand the work on rather than do it.
+	Stored func(job Job, res *scanrun.Result)
 }
 
 // ScanRunner runs jobs with scanrun, as `vigil scan` does: a location job
@@ -158,7 +163,8 @@ func (r *ScanRunner) scannerEvent(e scanner.Event) {
 // RunJob implements Runner with one scanrun.Run.
 func (r *ScanRunner) RunJob(ctx context.Context, job Job, progress ProgressFunc) error {
 	log := r.log.With("location", job.Location, "trigger", string(job.Trigger))
-	run := &scanrun.Run{Config: r.opts.Config, Rules: r.engine, Store: r.opts.Store, Logger: log, Version: r.opts.Version}
+	run := &scanrun.Run{Config: r.opts.Config, Rules: r.engine, Store: r.opts.Store, Logger: log, Version: r.opts.Version,
+		OnPhase: func(phase string) { progress(phase, 0, 0) }}
 	if job.Location == Organization {
 		if len(r.sources) == 0 {
 			return errors.New("the configuration has no identity, software or telegraf source to read")
@@ -192,6 +198,9 @@ func (r *ScanRunner) RunJob(ctx context.Context, job Job, progress ProgressFunc)
 	if err != nil {
 		return err
 	}
+	if r.opts.Stored != nil {
+		r.opts.Stored(job, res)
+	}
 	sum := map[observe.Severity]int{}
 	for _, f := range res.Findings {
 		sum[f.Severity]++
@@ -223,3 +232,6 @@ func (p progressSource) Collect(ctx context.Context) ([]observe.Observation, err
 	p.start()
 	return p.Collector.Collect(ctx)
 }
+
+// Engine returns the rules the runner evaluates with.
+func (r *ScanRunner) Engine() *rules.Engine { return r.engine }

@@ -75,6 +75,10 @@ type Plan struct {
 	// schedule when none does.
 	Organization bool
 	Runner       Runner
+	// Applied, when set, is called once the plan is in force: at Start,
+	// or when a Reload swaps it in (not when the reload is refused). The
+	// daemon uses it to switch its alert channels with the schedules.
+	Applied func()
 }
 
 // PlannedJob is one (schedule, location) pair the scheduler has set up.
@@ -85,6 +89,10 @@ type PlannedJob struct {
 	Jitter time.Duration
 	// Next is the next time the job falls due (zero before Start).
 	Next time.Time
+
+	// bound is the schedule's own jitter (schedules[].jitter); nil when
+	// it sets none.
+	bound *time.Duration
 }
 
 // Jobs expands the plan into its (schedule, location) pairs, in
@@ -95,10 +103,14 @@ func (p Plan) Jobs() []PlannedJob {
 	for _, s := range p.Schedules {
 		star := slices.Contains(s.Locations, "*")
 		seen := map[string]bool{}
+		var bound *time.Duration
+		if s.Jitter != nil {
+			bound = &s.Jitter.Duration
+		}
 		add := func(loc string) {
 			if !seen[loc] {
 				seen[loc] = true
-				out = append(out, PlannedJob{Location: loc, Schedule: s.Cron})
+				out = append(out, PlannedJob{Location: loc, Schedule: s.Cron, bound: bound})
 			}
 		}
 		for _, l := range p.Locations {
@@ -151,9 +163,13 @@ type Options struct {
 	// DefaultMaxParallel.
 	MaxParallel int
 	// MaxJitter bounds how long after a schedule's time a location's scan
-	// starts (at most 10% of the schedule's interval too). Zero means
-	// DefaultMaxJitter; negative turns jitter off.
+	// starts (at most 10% of the schedule's interval too), for schedules
+	// that set no jitter of their own. Zero means DefaultMaxJitter;
+	// negative turns jitter off.
 	MaxJitter time.Duration
+	// OverrideJitter applies MaxJitter to every schedule, also those that
+	// set their own (vigil serve --max-jitter).
+	OverrideJitter bool
 	// CancelWait bounds how long Shutdown waits for cancelled scans to
 	// record what they have and return; zero means DefaultCancelWait.
 	CancelWait time.Duration
@@ -291,6 +307,9 @@ func (s *Scheduler) Start(plan Plan) error {
 	s.swap(plan)
 	s.state = stateRunning
 	s.lastLoad = s.now()
+	if plan.Applied != nil {
+		plan.Applied()
+	}
 	s.cron.Start()
 	s.log.Info("scheduler started", "jobs", len(s.entries), "max_parallel", s.opts.MaxParallel)
 	return nil
@@ -310,7 +329,13 @@ func (s *Scheduler) swap(plan Plan) {
 			s.log.Error("schedule not understood: skipped", "schedule", pj.Schedule, "location", pj.Location, "error", err)
 			continue
 		}
-		pj.Jitter = Jitter(pj.Location, sched, s.opts.MaxJitter)
+		bound := s.opts.MaxJitter
+		if pj.bound != nil && !s.opts.OverrideJitter {
+			if bound = *pj.bound; bound == 0 {
+				bound = -1 // jitter: 0s is none
+			}
+		}
+		pj.Jitter = Jitter(pj.Location, sched, bound)
 		job := Job{Location: pj.Location, Trigger: TriggerSchedule, Schedule: pj.Schedule}
 		id := s.cron.Schedule(jittered{sched, pj.Jitter}, cron.FuncJob(func() {
 			j := job
@@ -357,6 +382,9 @@ func (s *Scheduler) Reload(ctx context.Context) error {
 		return ErrNotRunning
 	}
 	s.swap(plan)
+	if plan.Applied != nil {
+		plan.Applied()
+	}
 	s.reloads++
 	s.loadErr = ""
 	s.lastLoad = s.now()
