@@ -38,10 +38,10 @@ func TestScheduleJitter(t *testing.T) {
 		Runner:    &fakeRunner{},
 	}
 	for _, tc := range []struct {
-		name     string
-		opts     Options
-		max      map[string]time.Duration // most jitter each may get
-		none     []string                 // locations that must get none
+		name string
+		opts Options
+		max  map[string]time.Duration // most jitter each may get
+		none []string                 // locations that must get none
 	}{
 		{name: "per schedule", opts: Options{MaxJitter: time.Minute},
 			max: map[string]time.Duration{"a": 0, "b": time.Hour, "c": time.Minute}, none: []string{"a"}},
