@@ -30,7 +30,7 @@ packages=(
   # its own throwaway cluster on 127.0.0.1; the packaged one is not used)
   postgresql
   # certificates, build and test tooling
-  ca-certificates make git
+  ca-certificates make git poppler-utils
 )
 
 missing=()
