@@ -51,6 +51,9 @@ type Store interface {
 	RiskTreatments(ctx context.Context) ([]observe.RiskTreatment, error)
 	RiskHistory(ctx context.Context, riskID string) ([]observe.RiskTreatment, error)
 	EvidenceRefs(ctx context.Context, subjects []string) ([]EvidenceRef, error)
+	AddAttestation(ctx context.Context, r observe.Attestation) (observe.Attestation, error)
+	CorrectAttestation(ctx context.Context, supersedes string, r observe.Attestation) (observe.Attestation, error)
+	Attestations(ctx context.Context) ([]observe.Attestation, error)
 	Close() error
 }
 

@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/evidence"
-	"github.com/vigilhq/vigil/store"
-	"github.com/vigilhq/vigil/store/sqlite"
+	"github.com/vigilhq/vigil/store/dbmove"
 )
 
 func runEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -69,22 +68,11 @@ func runEvidenceExport(ctx context.Context, args []string, stdout, stderr io.Wri
 		return exitError
 	}
 	dataDir := absDir(cfg.DataDir)
-	path := filepath.Join(dataDir, store.DefaultFileName)
-	if *db != "" {
-		driver, dsn, err := store.ParseURL(*db)
-		if err != nil {
-			return fail("--db: %v", err)
-		}
-		if driver != store.DriverSQLite {
-			return fail("--db %s: the %s backend is not available in this version; use sqlite:///path/vigil.db", *db, driver)
-		}
-		path = dsn
-	}
 	key, err := evidence.LoadOrCreateKey(dataDir)
 	if err != nil {
 		return fail("%v", err)
 	}
-	st, err := sqlite.Open(ctx, path, sqlite.ReadOnly())
+	st, err := dbmove.Open(ctx, storeURL(cfg, *db), true)
 	if err != nil {
 		return fail("%v", err)
 	}

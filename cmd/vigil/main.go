@@ -44,6 +44,8 @@ func commands() []command {
 		{"findings", "list findings, accept them or mark false positives, time to remediate (vigil findings list|accept|...)", runFindings},
 		{"risk", "the risk register: list, set owner/treatment/due, accept (vigil risk list|set|accept)", runRisk},
 		{"trace", "the trail from a risk or control to findings, evidence and treatment (vigil trace risk|control|finding ID)", runTrace},
+		{"report", "write the OCR audit pack, insurance questionnaire or due-diligence summary (vigil report --kind ocr|insurance|diligence)", runReport},
+		{"db", "migrate a database, or move one from SQLite to PostgreSQL (vigil db migrate|move)", runDB},
 		{"version", "print vigil's version", runVersion},
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/pgtest"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/sqlite"
 )
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	pgtest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

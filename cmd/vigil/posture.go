@@ -17,36 +17,39 @@ import (
 	"github.com/vigilhq/vigil/risk"
 	"github.com/vigilhq/vigil/rules"
 	"github.com/vigilhq/vigil/store"
-	"github.com/vigilhq/vigil/store/sqlite"
+	"github.com/vigilhq/vigil/store/dbmove"
 )
 
-// storePath resolves --db (or the data directory's default) to the SQLite
-// file it names.
-func storePath(cfg *config.Config, db string) (string, error) {
+// storeURL is --db, or the data directory's SQLite file when it is empty.
+func storeURL(cfg *config.Config, db string) string {
 	if db == "" {
-		return filepath.Join(absDir(cfg.DataDir), store.DefaultFileName), nil
+		return "sqlite://" + filepath.Join(absDir(cfg.DataDir), store.DefaultFileName)
 	}
-	driver, dsn, err := store.ParseURL(db)
-	if err != nil {
-		return "", fmt.Errorf("--db: %w", err)
-	}
-	if driver != store.DriverSQLite {
-		return "", fmt.Errorf("--db %s: the %s backend is not available in this version; use sqlite:///path/vigil.db", db, driver)
-	}
-	return dsn, nil
+	return db
+}
+
+// readStore is what the read-only commands read.
+type readStore interface {
+	posture.Reader
+	risk.Reader
+	Events(ctx context.Context, f store.EventFilter) ([]store.FindingEvent, error)
+	Close() error
 }
 
 // openReadStore opens the store read-only, so that reading posture works
 // while `vigil serve` or a scan writes.
-func openReadStore(ctx context.Context, cfg *config.Config, db string) (*sqlite.Store, error) {
-	path, err := storePath(cfg, db)
+func openReadStore(ctx context.Context, cfg *config.Config, db string) (readStore, error) {
+	url := storeURL(cfg, db)
+	driver, path, err := store.ParseURL(url)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--db: %w", err)
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no database at %s: run `vigil scan --config FILE` first", path)
+	if driver == store.DriverSQLite {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no database at %s: run `vigil scan --config FILE` first", path)
+		}
 	}
-	return sqlite.Open(ctx, path, sqlite.ReadOnly())
+	return dbmove.Open(ctx, url, true)
 }
 
 // decisionStore is what recording a decision needs: the store, and the
@@ -78,7 +81,7 @@ func openWriteStore(ctx context.Context, cfg *config.Config, db string) (decisio
 // posture when asked for.
 type readSession struct {
 	cfg  *config.Config
-	st   *sqlite.Store
+	st   readStore
 	snap *posture.Snapshot
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/vigilhq/vigil/scanner"
 	"github.com/vigilhq/vigil/scanrun"
 	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/postgres"
 	"github.com/vigilhq/vigil/store/sqlite"
 )
 
@@ -221,8 +222,8 @@ func openStore(ctx context.Context, url string, cfg *config.Config) (storeCloser
 	if err != nil {
 		return nil, fmt.Errorf("--db: %w", err)
 	}
-	if driver != "sqlite" {
-		return nil, fmt.Errorf("--db %s: the %s backend is not available in this version; use sqlite:///path/vigil.db", url, driver)
+	if driver == store.DriverPostgres {
+		return postgres.Open(ctx, dsn, postgres.WithEvidenceKey(key))
 	}
 	return sqlite.Open(ctx, dsn, sqlite.WithEvidenceKey(key))
 }

@@ -48,10 +48,16 @@ var (
 // call it from TestMain.
 func Main(m interface{ Run() int }) {
 	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}
+
+// StopShared stops the shared server if a test started one; TestMain calls
+// it after the tests (Main does).
+func StopShared() {
 	if shared != nil {
 		shared.Stop()
 	}
-	os.Exit(code)
 }
 
 // URL returns the URL of a new, empty database on the shared server,

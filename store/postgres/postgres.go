@@ -159,3 +159,7 @@ func Redact(rawURL string) string {
 	}
 	return u.String()
 }
+
+// Core returns the shared implementation, for moving a database between
+// backends (package store/dbmove).
+func (s *Store) Core() *sqlstore.DB { return s.DB }

@@ -329,6 +329,10 @@ func (s *Store) Attestations(ctx context.Context) ([]observe.Attestation, error)
 	return s.core.Attestations(ctx)
 }
 
+// Core returns the shared implementation, for moving a database between
+// backends (package store/dbmove).
+func (s *Store) Core() *sqlstore.DB { return s.core }
+
 // SQL returns the connection pool, for tests that check the database itself
 // refuses what vigil never does (UPDATE on the evidence log).
 func (s *Store) SQL() *sql.DB { return s.db }

@@ -195,3 +195,14 @@ func ByID(t *testing.T, s Backend) map[string]observe.Finding { t.Helper(); retu
 
 // IDs returns the findings' ids, sorted.
 func IDs(fs []observe.Finding) []string { return ids(fs) }
+
+// Populate writes two scans with observations, findings (one resolved, one
+// accepted) and their evidence into s.
+func Populate(t *testing.T, s Backend) { t.Helper(); populate(t, s) }
+
+// VerifyExport exports s's evidence log signed with k and verifies the
+// archive offline, as `vigil evidence verify` does.
+func VerifyExport(t testing.TB, s Backend, k *evidence.Key) (*evidence.Summary, error) {
+	t.Helper()
+	return verifyT(exportT(t, s, k))
+}
