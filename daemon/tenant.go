@@ -1,11 +1,6 @@
 package daemon
 
-import (
-	"context"
-	"strings"
-
-	"github.com/influxdata/telegraf"
-)
+import "strings"
 
 // Tenant is one organisation a vigil serve serves: one configuration
 // file, one store (its data_dir), one scheduler and one alerter. An MSP
@@ -40,34 +35,4 @@ func TenantID(organization string) string {
 		dash = true
 	}
 	return b.String()
-}
-
-// TenantMetrics serves the posture and scheduler metrics of several
-// tenants on one /metrics. With more than one tenant every series gets a
-// tenant label, so their locations do not mix; with one the series are
-// as MetricsSource gives them.
-type TenantMetrics []TenantMetricsSource
-
-// TenantMetricsSource is one tenant's metrics.
-type TenantMetricsSource struct {
-	Tenant string
-	Source MetricsSource
-}
-
-// PostureMetrics implements telemetry.PostureSource.
-func (t TenantMetrics) PostureMetrics(ctx context.Context) ([]telegraf.Metric, error) {
-	var out []telegraf.Metric
-	for _, s := range t {
-		ms, err := s.Source.PostureMetrics(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if len(t) > 1 {
-			for _, m := range ms {
-				m.AddTag("tenant", s.Tenant)
-			}
-		}
-		out = append(out, ms...)
-	}
-	return out, nil
 }

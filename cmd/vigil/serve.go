@@ -3,67 +3,90 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/daemon"
 	"github.com/vigilhq/vigil/dashboard"
+	"github.com/vigilhq/vigil/scanrun"
+	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/sqlite"
 	"github.com/vigilhq/vigil/telemetry"
+	"github.com/vigilhq/vigil/users"
+	usersqlite "github.com/vigilhq/vigil/users/sqlite"
 )
 
 // serveStore is what the daemon needs from the store openStore returns:
-// scans are written and the dashboard reads.
+// scans are written, the dashboard reads and records decisions, the
+// alerter expires decisions.
 type serveStore interface {
 	storeCloser
-	dashboard.FindingsReader
+	dashboard.Store
+	daemon.AlertStore
 }
 
-// DefaultTokenEnv names the environment variable holding the dashboard's
-// shared token unless --token-env or --token-file says otherwise.
-const defaultTokenEnv = "VIGIL_DASHBOARD_TOKEN"
+// usersFileName is the server-wide users database, in the first
+// configuration's data_dir.
+const usersFileName = "users.db"
+
+// serveTenant is one organisation being served.
+type serveTenant struct {
+	daemon.Tenant
+	cfg    *config.Config
+	store  serveStore
+	runner *daemon.ScanRunner
+	log    *slog.Logger
+}
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlags("serve",
-		"serve --config FILE [--listen ADDR] [--db URL] [--tls-cert FILE --tls-key FILE] [--grace DURATION] [--max-parallel N] [--max-jitter DURATION] [--only PART]",
-		"VIGIL_DASHBOARD_TOKEN=$(cat /etc/vigil/token) vigil serve --config /etc/vigil/vigil.yaml --listen 0.0.0.0:8443 --grace 2m",
+		"serve --config FILE [--config FILE]... [--listen ADDR] [--db URL] [--tls-cert FILE --tls-key FILE] [--grace DURATION] [--max-parallel N] [--max-jitter DURATION] [--only PART]",
+		"vigil serve --config /etc/vigil/glow.yaml --config /etc/vigil/radiance.yaml --listen 0.0.0.0:8443 --grace 2m",
 		stderr)
+	var cfgPaths multiFlag
+	fs.Var(&cfgPaths, "config", "configuration file, one per organisation (required; repeat it to serve several); each is reloaded on SIGHUP")
 	var (
-		cfgPath     = fs.String("config", "", "configuration file (required); reloaded on SIGHUP")
 		listen      = fs.String("listen", "127.0.0.1:8080", "address to serve the dashboard, API, /healthz, /readyz and /metrics on; plain HTTP only on a loopback address, HTTPS otherwise")
-		db          = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
+		db          = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db); only with a single --config")
 		tlsCert     = fs.String("tls-cert", "", "PEM certificate (chain) to serve HTTPS with; with --tls-key")
 		tlsKey      = fs.String("tls-key", "", "PEM private key of --tls-cert")
 		grace       = fs.Duration("grace", 60*time.Second, "on SIGTERM/SIGINT, how long running scans may take to finish before they are cancelled and stored as incomplete")
-		maxParallel = fs.Int("max-parallel", daemon.DefaultMaxParallel, "most scans running at once")
-		maxJitter   = fs.Duration("max-jitter", daemon.DefaultMaxJitter, "most a location's scheduled scan starts after the schedule's time (also at most 10% of the schedule's interval); 0s for none")
+		maxParallel = fs.Int("max-parallel", daemon.DefaultMaxParallel, "most scans running at once per organisation (default: the configuration's scan.max_parallel)")
+		maxJitter   = fs.Duration("max-jitter", daemon.DefaultMaxJitter, "most a location's scheduled scan starts after the schedule's time (also at most 10% of the schedule's interval); 0s for none (default: each schedule's jitter, else 5m)")
 		only        = fs.String("only", "", "run only one part of every scheduled scan: "+strings.Join(daemon.Parts, ", ")+" (as vigil scan --only)")
 		vantage     = fs.String("vantage", "", "the segment this sensor probes from (default: detected from local addresses)")
-		tokenEnv    = fs.String("token-env", defaultTokenEnv, "environment variable holding the dashboard's shared token")
-		tokenFile   = fs.String("token-file", "", "file holding the dashboard's shared token (instead of --token-env)")
+		tokenEnv    = fs.String("token-env", "", "no longer used: the dashboard signs people in (see the setup link printed at first start)")
+		tokenFile   = fs.String("token-file", "", "no longer used: the dashboard signs people in")
 		logFormat   = fs.String("log-format", "text", "log format on stderr: text or json")
 		verbose     = fs.Bool("verbose", false, "debug logging")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "vigil serve: "+format+"\n", a...)
 		return exitError
 	}
 	switch {
-	case *cfgPath == "":
+	case len(cfgPaths) == 0:
 		return fail("--config is required (see `vigil serve --help`)")
 	case fs.NArg() > 0:
 		return fail("unexpected argument %q (see --help)", fs.Arg(0))
@@ -77,18 +100,37 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return fail("--only %q: use one of %s", *only, strings.Join(daemon.Parts, ", "))
 	case *logFormat != "text" && *logFormat != "json":
 		return fail("--log-format %q: use text or json", *logFormat)
+	case *db != "" && len(cfgPaths) > 1:
+		return fail("--db names one store, and %d organisations were given: each uses the store in its own data_dir", len(cfgPaths))
 	}
 	jitter := *maxJitter
 	if jitter == 0 {
 		jitter = -1 // daemon.Options: negative is none, zero the default
 	}
-	cfg := loadConfig(*cfgPath, "vigil serve", stderr)
-	if cfg == nil {
-		return exitError
-	}
-	token, err := readToken(*tokenEnv, *tokenFile)
-	if err != nil {
-		return fail("%v", err)
+
+	// One tenant per configuration: its id is a slug of the organisation.
+	var (
+		cfgs     []*config.Config
+		ids      = map[string]string{} // tenant id -> config path
+		dataDirs = map[string]string{} // data_dir -> config path
+	)
+	for _, p := range cfgPaths {
+		cfg := loadConfig(p, "vigil serve", stderr)
+		if cfg == nil {
+			return exitError
+		}
+		id := daemon.TenantID(cfg.Organization)
+		if id == "" {
+			return fail("--config %s: organization %q has no letter or digit to make a tenant id of", p, cfg.Organization)
+		}
+		if prev, dup := ids[id]; dup {
+			return fail("--config %s: organization %q has the tenant id %q, as --config %s does: each organisation needs its own name", p, cfg.Organization, id, prev)
+		}
+		if prev, dup := dataDirs[absDir(cfg.DataDir)]; dup {
+			return fail("--config %s: data_dir %s is also --config %s's: each organisation needs its own data_dir (its own store)", p, absDir(cfg.DataDir), prev)
+		}
+		ids[id], dataDirs[absDir(cfg.DataDir)] = p, p
+		cfgs = append(cfgs, cfg)
 	}
 	loopback, err := daemon.IsLoopback(ctx, *listen)
 	if err != nil {
@@ -106,54 +148,60 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		handler = slog.NewJSONHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
+	if *tokenEnv != "" || *tokenFile != "" {
+		log.Warn("--token-env and --token-file are ignored: the dashboard signs people in with their own accounts")
+	}
 
-	// The store and the daemon outlive the signal that stops them: they
+	// The stores and the daemon outlive the signal that stops them: they
 	// shut down in order below, not on cancellation.
 	bg := context.WithoutCancel(ctx)
-	opened, err := openStore(ctx, *db, cfg)
-	if err != nil {
-		return fail("%v", err)
-	}
-	st, ok := opened.(serveStore)
-	if !ok {
-		opened.Close()
-		return fail("the store at %s cannot serve the dashboard", opened.Path())
-	}
+	var tenants []*serveTenant
 	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("store not closed cleanly", "error", err)
-		} else {
-			log.Info("store closed", "path", st.Path())
+		for _, t := range slices.Backward(tenants) {
+			if err := t.store.Close(); err != nil {
+				t.log.Error("store not closed cleanly", "error", err)
+			} else {
+				t.log.Info("store closed", "path", t.store.Path())
+			}
 		}
 		log.Info("stopped")
 	}()
-
-	runnerOpts := func(c *config.Config) daemon.ScanRunnerOptions {
-		return daemon.ScanRunnerOptions{Config: c, Store: st, Logger: log, Version: version, Only: *only, Vantage: *vantage}
+	for _, cfg := range cfgs {
+		id := daemon.TenantID(cfg.Organization)
+		opened, err := openStore(ctx, *db, cfg)
+		if err != nil {
+			return fail("%s: %v", cfg.Path, err)
+		}
+		st, ok := opened.(serveStore)
+		if !ok {
+			opened.Close()
+			return fail("the store at %s cannot serve the dashboard", opened.Path())
+		}
+		t := &serveTenant{cfg: cfg, store: st, log: log.With("tenant", id)}
+		t.ID, t.Name, t.ConfigPath, t.Store = id, cfg.Organization, cfg.Path, st
+		tenants = append(tenants, t)
 	}
-	runner, err := daemon.NewScanRunner(ctx, runnerOpts(cfg))
+
+	usersDB, err := openUsersDB(ctx, filepath.Join(absDir(cfgs[0].DataDir), usersFileName))
 	if err != nil {
 		return fail("%v", err)
 	}
-	sched := daemon.New(daemon.Options{
-		MaxParallel: *maxParallel,
-		MaxJitter:   jitter,
-		Logger:      log,
-		Load: func(ctx context.Context) (daemon.Plan, error) {
-			c, err := config.Load(*cfgPath)
-			if err != nil {
-				return daemon.Plan{}, err
-			}
-			if absDir(c.DataDir) != absDir(cfg.DataDir) {
-				log.Warn("data_dir changed: the store and key in use stay until a restart", "running", absDir(cfg.DataDir), "configured", absDir(c.DataDir))
-			}
-			r, err := daemon.NewScanRunner(ctx, runnerOpts(c))
-			if err != nil {
-				return daemon.Plan{}, err
-			}
-			return r.Plan(), nil
-		},
-	})
+	defer usersDB.Close()
+	ustore, err := usersqlite.Open(ctx, usersDB)
+	if err != nil {
+		return fail("users database: %v", err)
+	}
+	usvc, err := users.New(users.Config{Store: ustore, Logger: log})
+	if err != nil {
+		return fail("users: %v", err)
+	}
+
+	var dash *dashboard.Dashboard // set below; the alerters only start once it is
+	for _, t := range tenants {
+		if err := t.build(ctx, set, *maxParallel, jitter, *only, *vantage, func() *dashboard.Dashboard { return dash }); err != nil {
+			return fail("%v", err)
+		}
+	}
 
 	var tlsConf *tls.Config
 	scheme := "http"
@@ -165,7 +213,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		}
 		tlsConf, scheme = daemon.TLSConfig(cert), "https"
 	case !loopback:
-		ss, err := daemon.LoadOrCreateSelfSigned(filepath.Join(absDir(cfg.DataDir), "tls"), daemon.CertHosts(*listen), time.Now())
+		ss, err := daemon.LoadOrCreateSelfSigned(filepath.Join(absDir(cfgs[0].DataDir), "tls"), daemon.CertHosts(*listen), time.Now())
 		if err != nil {
 			return fail("%s is not a loopback address, so vigil serves HTTPS only, and %v; pass --tls-cert and --tls-key, or listen on 127.0.0.1", *listen, err)
 		}
@@ -177,38 +225,38 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		tlsConf, scheme = daemon.TLSConfig(ss.Certificate), "https"
 	}
 
+	// The telegraf ingest is one endpoint for the server; it writes to
+	// the first organisation's store, with that configuration's token.
 	var ingest http.Handler
-	if cfg.Telegraf.TokenEnv != "" || cfg.Telegraf.TokenFile != "" {
+	if first := tenants[0]; first.cfg.Telegraf.TokenEnv != "" || first.cfg.Telegraf.TokenFile != "" {
 		var locs []string
-		for _, l := range cfg.Locations {
+		for _, l := range first.cfg.Locations {
 			locs = append(locs, l.ID)
 		}
-		ingest = telemetry.IngestHandler(telemetry.ConfigToken(cfg.Telegraf), telemetry.StoreSink{Store: st},
-			telemetry.IngestOptions{Locations: locs, Logger: log})
+		ingest = telemetry.IngestHandler(telemetry.ConfigToken(first.cfg.Telegraf), telemetry.StoreSink{Store: first.store},
+			telemetry.IngestOptions{Locations: locs, Logger: first.log})
 	}
-	dash, err := dashboard.New(dashboard.Options{
-		Store:        st,
-		Organization: cfg.Organization,
-		Token:        token,
-		Logger:       log,
-		Audit: func(ctx context.Context, actor, action, target string) {
-			log.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("actor", actor), slog.String("action", action), slog.String("target", target))
-		},
-		Telemetry: dashboard.TelemetryRoutes{
-			Ingest:  ingest,
-			Metrics: telemetry.MetricsHandler(daemon.MetricsSource{Store: st, Scheduler: sched}),
-		},
-	})
+	dopts := dashboard.Options{Users: usvc, UserStore: ustore, TokenDB: usersDB, Logger: log,
+		Telemetry: dashboard.TelemetryRoutes{Ingest: ingest}}
+	var probes []daemon.Tenant
+	for _, t := range tenants {
+		dopts.Tenants = append(dopts.Tenants, dashboard.Tenant{ID: users.TenantID(t.ID), Name: t.Name, Config: t.cfg, Store: t.store,
+			Scans: t.Scheduler, Rules: t.runner.Engine(),
+			Metrics: telemetry.MetricsHandler(daemon.MetricsSource{Store: t.store, Scheduler: t.Scheduler})})
+		probes = append(probes, t.Tenant)
+	}
+	dash, err = dashboard.New(dopts)
 	if err != nil {
 		return fail("%v", err)
 	}
+	defer dash.Close()
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail("--listen: %v", err)
 	}
 	srv := &http.Server{
-		Handler:           daemon.Handler(daemon.HTTPOptions{Scheduler: sched, Store: st, Dashboard: dash}),
+		Handler:           daemon.Handler(daemon.HTTPOptions{Tenants: probes, Dashboard: dash}),
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
@@ -217,15 +265,25 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return bg },
 	}
-	if err := sched.Start(runner.Plan()); err != nil {
-		ln.Close()
-		return fail("%v", err)
+	for _, t := range tenants {
+		if err := t.Scheduler.Start(t.runner.Plan()); err != nil {
+			ln.Close()
+			return fail("%v", err)
+		}
+		for _, pj := range t.Scheduler.Planned() {
+			t.log.Info("scheduled", "location", pj.Location, "schedule", pj.Schedule, "jitter", pj.Jitter, "next", pj.Next)
+		}
+		if len(t.cfg.Schedules) == 0 {
+			t.log.Warn("the configuration has no schedules: nothing will be scanned until one is added (then send SIGHUP)")
+		}
 	}
-	for _, pj := range sched.Planned() {
-		log.Info("scheduled", "location", pj.Location, "schedule", pj.Schedule, "jitter", pj.Jitter, "next", pj.Next)
-	}
-	if len(cfg.Schedules) == 0 {
-		log.Warn("the configuration has no schedules: nothing will be scanned until one is added (then send SIGHUP)")
+	// The alerters run until the schedulers have stopped, so the scans
+	// that finish during the grace period still alert.
+	actx, stopAlerts := context.WithCancel(bg)
+	defer stopAlerts()
+	var alerting sync.WaitGroup
+	for _, t := range tenants {
+		alerting.Go(func() { _ = t.Alerter.Run(actx, 10*time.Second) })
 	}
 
 	served := make(chan error, 1)
@@ -236,12 +294,32 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 			served <- srv.Serve(ln)
 		}
 	}()
-	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "url", scheme+"://"+ln.Addr().String()+"/")
+	base := scheme + "://" + ln.Addr().String()
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "url", base+"/", "tenants", len(tenants))
+	if link, err := dash.SetupURL(ctx, base); err != nil {
+		log.Error("no setup link", "error", err)
+	} else if link != "" {
+		// The link is a one-time secret for whoever reads the console;
+		// it goes to stderr, not through the structured log.
+		fmt.Fprintf(stderr, "vigil serve: no dashboard user yet: create the first owner within the hour at\n  %s\n", link)
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go sched.ReloadOn(ctx, hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("reloading the configurations", "tenants", len(tenants))
+				for _, t := range tenants {
+					_ = t.Scheduler.Reload(ctx) // a refused reload is logged, and keeps that tenant's plan
+				}
+			}
+		}
+	}()
 
 	code := exitOK
 	select {
@@ -252,12 +330,24 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		code = exitError
 	}
 	gctx, cancel := context.WithTimeout(bg, *grace)
-	err = sched.Shutdown(gctx)
-	cancel()
-	if err != nil {
-		log.Error("shutdown: scans still running; they stay unfinished in the store", "error", err)
-		code = exitError
+	var (
+		stopping sync.WaitGroup
+		mu       sync.Mutex
+	)
+	for _, t := range tenants {
+		stopping.Go(func() {
+			if err := t.Scheduler.Shutdown(gctx); err != nil {
+				t.log.Error("shutdown: scans still running; they stay unfinished in the store", "error", err)
+				mu.Lock()
+				code = exitError
+				mu.Unlock()
+			}
+		})
 	}
+	stopping.Wait()
+	cancel()
+	stopAlerts()
+	alerting.Wait()
 	hctx, cancel := context.WithTimeout(bg, 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(hctx); err != nil {
@@ -270,30 +360,139 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	return code
 }
 
-// readToken reads the dashboard's shared token from file, or else from
-// the environment variable env. The token never appears in an error.
-func readToken(env, file string) (string, error) {
-	var tok string
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("--token-file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-		if tok == "" {
-			return "", fmt.Errorf("--token-file %s is empty: put a token in it (openssl rand -hex 32)", file)
-		}
-	case env != "":
-		tok = strings.TrimSpace(os.Getenv(env))
-		if tok == "" {
-			return "", fmt.Errorf("no dashboard token: set %s or pass --token-file FILE (generate one with openssl rand -hex 32)", env)
-		}
-	default:
-		return "", errors.New("no dashboard token: pass --token-env NAME or --token-file FILE")
+// build makes the tenant's scan runner, alerter and scheduler. Flags the
+// user set (--max-parallel, --max-jitter) override the configuration.
+func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParallel int, jitter time.Duration, only, vantage string, dash func() *dashboard.Dashboard) error {
+	stored := func(daemon.Job, *scanrun.Result) { t.Alerter.ScanStored() }
+	runnerOpts := func(c *config.Config) daemon.ScanRunnerOptions {
+		return daemon.ScanRunnerOptions{Config: c, Store: t.store, Logger: t.log, Version: version, Only: only, Vantage: vantage, Stored: stored}
 	}
-	if len(tok) < telemetry.MinTokenLength {
-		return "", fmt.Errorf("the dashboard token is %d characters; use at least %d (openssl rand -hex 32)", len(tok), telemetry.MinTokenLength)
+	var err error
+	if t.runner, err = daemon.NewScanRunner(ctx, runnerOpts(t.cfg)); err != nil {
+		return fmt.Errorf("%s: %w", t.cfg.Path, err)
 	}
-	return tok, nil
+	plan, err := daemon.NewAlertPlan(ctx, t.cfg, t.runner.Engine(), nil, t.log)
+	if err != nil {
+		return err
+	}
+	for _, r := range plan.Routes {
+		t.log.Info("alert channel", "channel", r.Name, "min_severity", r.MinSeverity, "digest", r.Digest, "window", r.Window)
+	}
+	t.Alerter = daemon.NewAlerter(daemon.AlerterOptions{Store: t.store, Ledger: alertLedger(t.store), Logger: t.log,
+		Refreshed: func(string) {
+			if d := dash(); d != nil {
+				d.Invalidate(users.TenantID(t.ID))
+			}
+		}}, plan)
+	if !set["max-parallel"] {
+		maxParallel = t.cfg.Scan.MaxParallel
+	}
+	running := t.cfg
+	t.Scheduler = daemon.New(daemon.Options{
+		MaxParallel:    maxParallel,
+		MaxJitter:      jitter,
+		OverrideJitter: set["max-jitter"],
+		Logger:         t.log,
+		Load: func(ctx context.Context) (daemon.Plan, error) {
+			c, err := config.Load(t.ConfigPath)
+			if err != nil {
+				return daemon.Plan{}, err
+			}
+			if absDir(c.DataDir) != absDir(running.DataDir) {
+				t.log.Warn("data_dir changed: the store and key in use stay until a restart", "running", absDir(running.DataDir), "configured", absDir(c.DataDir))
+			}
+			if daemon.TenantID(c.Organization) != t.ID {
+				t.log.Warn("organization renamed: the tenant id stays until a restart", "tenant", t.ID, "organization", c.Organization)
+			}
+			if c.Scan.MaxParallel != running.Scan.MaxParallel && !set["max-parallel"] {
+				t.log.Warn("scan.max_parallel changed: it applies after a restart", "running", running.Scan.MaxParallel, "configured", c.Scan.MaxParallel)
+			}
+			r, err := daemon.NewScanRunner(ctx, runnerOpts(c))
+			if err != nil {
+				return daemon.Plan{}, err
+			}
+			ap, err := daemon.NewAlertPlan(ctx, c, r.Engine(), nil, t.log)
+			if err != nil {
+				return daemon.Plan{}, err
+			}
+			p := r.Plan()
+			p.Applied = func() { t.Alerter.SetPlan(ap) }
+			return p, nil
+		},
+	})
+	return nil
+}
+
+// alertLedger is the store's alert ledger: the SQLite store's, or, on a
+// backend that exposes the shared SQL methods, those.
+func alertLedger(st serveStore) daemon.AlertLedger {
+	if s, ok := st.(*sqlite.Store); ok {
+		return s.AlertLedger()
+	}
+	if s, ok := st.(sqlLedgerStore); ok {
+		return sqlLedger{s}
+	}
+	return nil
+}
+
+// sqlLedgerStore is the alert-ledger part of the shared SQL store, which
+// store/postgres exposes.
+type sqlLedgerStore interface {
+	AlertSent(ctx context.Context, channel, key string) (bool, error)
+	RecordAlertSent(ctx context.Context, channel, key string, at time.Time) error
+	HoldAlerts(ctx context.Context, alerts []store.PendingAlert) error
+	PendingAlerts(ctx context.Context) ([]store.PendingAlert, error)
+	AlertsAttempted(ctx context.Context, channel string, keys []string, at time.Time) error
+	DropPendingAlerts(ctx context.Context, before time.Time) ([]store.PendingAlert, error)
+}
+
+type sqlLedger struct{ s sqlLedgerStore }
+
+func (l sqlLedger) Sent(ctx context.Context, channel, key string) (bool, error) {
+	return l.s.AlertSent(ctx, channel, key)
+}
+func (l sqlLedger) Record(ctx context.Context, channel, key string, at time.Time) error {
+	return l.s.RecordAlertSent(ctx, channel, key, at)
+}
+func (l sqlLedger) Hold(ctx context.Context, p []store.PendingAlert) error {
+	return l.s.HoldAlerts(ctx, p)
+}
+func (l sqlLedger) Pending(ctx context.Context) ([]store.PendingAlert, error) {
+	return l.s.PendingAlerts(ctx)
+}
+func (l sqlLedger) Attempted(ctx context.Context, channel string, keys []string, at time.Time) error {
+	return l.s.AlertsAttempted(ctx, channel, keys, at)
+}
+func (l sqlLedger) DropPending(ctx context.Context, before time.Time) ([]store.PendingAlert, error) {
+	return l.s.DropPendingAlerts(ctx, before)
+}
+
+// openUsersDB opens the server-wide users database (modernc SQLite, WAL),
+// creating it private to the owner.
+func openUsersDB(ctx context.Context, path string) (*sql.DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("users database %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("users database %s: %w", path, err)
+	}
+	f.Close()
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: q.Encode()}
+	db, err := sql.Open("sqlite", u.String())
+	if err != nil {
+		return nil, fmt.Errorf("users database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("users database %s: %w", path, err)
+	}
+	return db, nil
 }

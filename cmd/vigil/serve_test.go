@@ -9,39 +9,58 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/alerts"
 	"github.com/vigilhq/vigil/daemon"
+	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/sqlite"
 )
 
-const serveToken = "serve-test-token-0123456789"
+// hookSecret signs the alert webhook of serveConfig's alerts section.
+const hookSecret = "serve-test-hook-secret-0123456789"
 
 // serveConfig is a configuration whose scans need no nmap, no root and no
 // network: one CSV identity export, read every second.
 func serveConfig(t *testing.T) (cfgPath, dataDir string) {
+	return tenantConfig(t, "Serve Test", "frontdesk", false, "")
+}
+
+// tenantConfig is serveConfig for organisation org with one account,
+// user (an administrator when admin, so without MFA a critical finding),
+// and, when hook is set, an alerts webhook channel to it.
+func tenantConfig(t *testing.T, org, user string, admin bool, hook string) (cfgPath, dataDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.csv")
-	if err := os.WriteFile(users, []byte("username,email,display_name,enabled,mfa,last_login,locations,role,is_admin\nfrontdesk,frontdesk@glow.example,Front Desk,true,false,2025-03-01,a,reception,false\n"), 0o644); err != nil {
+	row := fmt.Sprintf("%s,%s@glow.example,Front Desk,true,false,%s,a,reception,%v\n", user, user, time.Now().UTC().Format(time.DateOnly), admin)
+	if err := os.WriteFile(users, []byte("username,email,display_name,enabled,mfa,last_login,locations,role,is_admin\n"+row), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	dataDir = filepath.Join(dir, "data")
 	cfgPath = filepath.Join(dir, "vigil.yaml")
-	body := fmt.Sprintf(`organization: Serve Test
+	body := fmt.Sprintf(`organization: %s
 data_dir: %q
 locations: [{id: a, segments: [{name: s, cidr: 127.0.0.1/32, role: servers}]}]
 identity: [{type: csv, system: emr, path: %q}]
 schedules: [{cron: "@every 1s", locations: ["*"]}]
-`, dataDir, users)
+`, org, dataDir, users)
+	if hook != "" {
+		body += fmt.Sprintf(`alerts:
+  min_severity: critical
+  channels: [{name: hook, type: webhook, url: %q, secret_env: VIGIL_TEST_HOOK_SECRET, attempts: 1}]
+`, hook)
+	}
 	if err := os.WriteFile(cfgPath, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +88,14 @@ type daemonProc struct {
 	done   chan struct{}
 }
 
+var setupLinkRE = regexp.MustCompile(`http://\S+/setup\?token=\S+`)
+
 var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 func startServe(t *testing.T, args ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(vigilBin, append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), "VIGIL_DASHBOARD_TOKEN="+serveToken)
+	cmd.Env = append(os.Environ(), "VIGIL_TEST_HOOK_SECRET="+hookSecret)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -138,12 +159,9 @@ func (p *daemonProc) stop(t *testing.T, sig os.Signal) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-func get(t *testing.T, c *http.Client, url string, auth bool) (int, string) {
+func get(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if auth {
-		req.Header.Set("Authorization", "Bearer "+serveToken)
-	}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
@@ -162,49 +180,32 @@ func TestServeEndToEnd(t *testing.T) {
 	base := "http://" + p.addr
 	c := &http.Client{Timeout: 10 * time.Second}
 
-	// A scheduled scan lands in the store.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body := get(t, c, base+"/api/v1/scans", true)
-		var out struct {
-			Scans []struct {
-				ID       string   `json:"id"`
-				Complete bool     `json:"complete"`
-				Sources  []string `json:"sources"`
-			} `json:"scans"`
+	// A scheduled scan runs; the store is checked after shutdown.
+	p.waitLog(t, `msg="scan finished"`)
+	// No user yet: the one-time setup link is on the console and opens
+	// the setup form.
+	link := setupLinkRE.FindString(p.stderr.String())
+	if link == "" {
+		t.Fatalf("no setup link on the console:\n%s", p.stderr)
+	}
+	if code, body := get(t, c, link); code != 200 || !strings.Contains(body, "first owner") {
+		t.Errorf("setup link %s: %d\n%s", link, code, body)
+	}
+	tok := link[strings.Index(link, "token=")+len("token="):]
+	for _, line := range strings.Split(p.stderr.String(), "\n") {
+		if strings.Contains(line, "msg=") && strings.Contains(line, tok) {
+			t.Errorf("the setup token reached the structured log: %s", line)
 		}
-		if code == 200 && json.Unmarshal([]byte(body), &out) == nil && len(out.Scans) > 0 && out.Scans[0].Complete {
-			if s := out.Scans[0]; len(s.Sources) != 1 || s.Sources[0] != "csv:emr" {
-				t.Errorf("scan %+v: want the csv:emr source read", s)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no scheduled scan in the store (last answer %d %s):\n%s", code, body, p.stderr)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
-	if code, body := get(t, c, base+"/healthz", false); code != 200 || body != "ok\n" {
+	if code, body := get(t, c, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
-	if code, body := get(t, c, base+"/readyz", false); code != 200 || body != "ready\n" {
+	if code, body := get(t, c, base+"/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz: %d %q", code, body)
 	}
-	if code, _ := get(t, c, base+"/metrics", false); code != http.StatusUnauthorized {
-		t.Errorf("/metrics without the token: %d, want 401", code)
-	}
-	code, body := get(t, c, base+"/metrics", true)
-	for _, want := range []string{
-		`vigil_daemon_scans_started_total{location="_org"}`,
-		`vigil_daemon_scans_skipped_total{location="_org"}`,
-		`vigil_daemon_last_scan_finished_seconds{location="_org"}`,
-		"vigil_daemon_running_scans",
-		`vigil_findings_count{category="missing-mfa",location="_org"`, // the posture metrics
-	} {
-		if code != 200 || !strings.Contains(body, want) {
-			t.Errorf("/metrics (%d) lacks %q:\n%s", code, want, body)
-		}
+	if code, _ := get(t, c, base+"/metrics"); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without signing in: %d, want 401", code)
 	}
 
 	// SIGHUP with a broken file: logged with file and line, old schedules kept.
@@ -219,7 +220,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "vigil.yaml:5: schedules[0].cron") {
 		t.Errorf("the reload failure does not name file and line:\n%s", p.stderr)
 	}
-	if code, _ := get(t, c, base+"/readyz", false); code != 200 {
+	if code, _ := get(t, c, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz after a refused reload: %d", code)
 	}
 	n := strings.Count(p.stderr.String(), `msg="scan finished"`)
@@ -264,7 +265,7 @@ func TestServeTLSCertificate(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ss.Certificate.Leaf)
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	if code, _ := get(t, c, "https://"+p.addr+"/healthz", false); code != 200 {
+	if code, _ := get(t, c, "https://"+p.addr+"/healthz"); code != 200 {
 		t.Errorf("https /healthz: %d", code)
 	}
 	if !strings.Contains(p.stderr.String(), "scheme=https") {
@@ -277,24 +278,41 @@ func TestServeTLSCertificate(t *testing.T) {
 
 func TestServeRefusesBadFlagsAndConfig(t *testing.T) {
 	cfg, _ := serveConfig(t)
+	same, _ := serveConfig(t) // another file, the same organisation
+	other, _ := tenantConfig(t, "Other Spa", "frontdesk", false, "")
+	good, _ := os.ReadFile(cfg)
+	sameDir := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(sameDir, []byte(strings.Replace(string(good), "Serve Test", "Another Spa", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noID := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(noID, []byte(strings.Replace(string(good), "organization: Serve Test", "organization: \"!!!\"", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noSecret, _ := tenantConfig(t, "No Secret", "frontdesk", false, "http://127.0.0.1:9/hook")
+	b, _ := os.ReadFile(noSecret)
+	if err := os.WriteFile(noSecret, []byte(strings.Replace(string(b), "VIGIL_TEST_HOOK_SECRET", "VIGIL_TEST_NO_SUCH_SECRET", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	bad := writeConfig(t, "organization: T\nlocations:\n  - id: a\n    segments: [{name: s, cidr: 127.0.0.1/32, role: servers}]\nschedules: [{cron: \"* * *\", locations: [\"*\"]}]\n")
 	for _, tc := range []struct {
 		name string
 		args []string
-		env  string
 		want string
 	}{
-		{"no config", nil, serveToken, "--config is required"},
-		{"bad config", []string{"--config", bad}, serveToken, "vigil.yaml:5: schedules[0].cron"},
-		{"no token", []string{"--config", cfg}, "", "VIGIL_DASHBOARD_TOKEN"},
-		{"short token", []string{"--config", cfg}, "short", "at least 16"},
-		{"cert without key", []string{"--config", cfg, "--tls-cert", "x.pem"}, serveToken, "--tls-cert and --tls-key go together"},
-		{"unknown part", []string{"--config", cfg, "--only", "everything"}, serveToken, "--only \"everything\""},
-		{"bad listen", []string{"--config", cfg, "--only", "identity", "--listen", "8080"}, serveToken, "--listen"},
+		{"no config", nil, "--config is required"},
+		{"bad config", []string{"--config", bad}, "vigil.yaml:5: schedules[0].cron"},
+		{"same organisation twice", []string{"--config", cfg, "--config", same}, "has the tenant id \"serve-test\", as --config"},
+		{"same data_dir twice", []string{"--config", cfg, "--config", sameDir}, "each organisation needs its own data_dir"},
+		{"db with two organisations", []string{"--config", cfg, "--config", other, "--db", "sqlite:///tmp/x.db"}, "--db names one store"},
+		{"no tenant id", []string{"--config", noID}, "no letter or digit"},
+		{"alert secret missing", []string{"--config", noSecret}, "VIGIL_TEST_NO_SUCH_SECRET"},
+		{"cert without key", []string{"--config", cfg, "--tls-cert", "x.pem"}, "--tls-cert and --tls-key go together"},
+		{"unknown part", []string{"--config", cfg, "--only", "everything"}, "--only \"everything\""},
+		{"bad listen", []string{"--config", cfg, "--only", "identity", "--listen", "8080"}, "--listen"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(vigilBin, append([]string{"serve"}, tc.args...)...)
-			cmd.Env = append(os.Environ(), "VIGIL_DASHBOARD_TOKEN="+tc.env)
 			out, _ := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.Contains(string(out), tc.want) {
 				t.Errorf("exit %d, want 2 with %q:\n%s", code, tc.want, out)
@@ -304,5 +322,112 @@ func TestServeRefusesBadFlagsAndConfig(t *testing.T) {
 	_, stderr, code := vigil(t, "serve", "--help")
 	if code != 0 || !strings.Contains(stderr, "Example:") || !strings.Contains(stderr, "--grace") {
 		t.Errorf("--help: exit %d\n%s", code, stderr)
+	}
+}
+
+// Two organisations from one vigil serve: each configuration's scans land
+// in its own store, and nothing of one reaches the other.
+func TestServeTenants(t *testing.T) {
+	glow, glowData := tenantConfig(t, "Glow Aesthetics", "glowdesk", false, "")
+	radiance, radData := tenantConfig(t, "Radiance Med Spa", "raddesk", false, "")
+	p := startServe(t, "--config", glow, "--config", radiance, "--only", "identity", "--listen", "127.0.0.1:0", "--grace", "5s")
+	for _, want := range []string{"tenant=glow-aesthetics", "tenant=radiance-med-spa", "tenants=2"} {
+		p.waitLog(t, want)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(p.stderr.String(), `msg="scan finished"`) < 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	if code, body := get(t, c, "http://"+p.addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after SIGTERM:\n%s", code, p.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(glowData, "users.db")); err != nil {
+		t.Errorf("the users database is not in the first configuration's data_dir: %v", err)
+	}
+	for _, tc := range []struct{ data, mine, theirs string }{
+		{glowData, "emr:glowdesk", "emr:raddesk"},
+		{radData, "emr:raddesk", "emr:glowdesk"},
+	} {
+		st, err := sqlite.Open(context.Background(), filepath.Join(tc.data, "vigil.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scans, _ := st.Scans(context.Background(), 0)
+		fs, _ := st.Findings(context.Background(), store.FindingFilter{})
+		st.Close()
+		if len(scans) == 0 {
+			t.Errorf("%s: no scan stored", tc.data)
+		}
+		var targets []string
+		for _, f := range fs {
+			targets = append(targets, f.Target)
+		}
+		if !slices.Contains(targets, tc.mine) || slices.Contains(targets, tc.theirs) {
+			t.Errorf("%s: findings on %v, want %s and not %s", tc.data, targets, tc.mine, tc.theirs)
+		}
+	}
+}
+
+// vigil serve sends a critical finding to a signed webhook once: not on
+// the next scans, and not again after a restart over the same store.
+func TestServeAlerts(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		got  []string
+		bads int
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if err := alerts.Verify([]byte(hookSecret), r.Header.Get(alerts.SignatureHeader), body, 5*time.Minute, time.Now()); err != nil {
+			bads++
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		var p alerts.Payload
+		_ = json.Unmarshal(body, &p)
+		for _, a := range p.Alerts {
+			got = append(got, string(a.Kind)+" "+string(a.Severity)+" "+a.Rule+" "+a.Target)
+		}
+	}))
+	defer hook.Close()
+	delivered := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	cfg, _ := tenantConfig(t, "Alert Spa", "drlee", true, hook.URL+"/vigil")
+	want := []string{"new-finding critical id.admin-without-mfa emr:drlee"}
+
+	p := startServe(t, "--config", cfg, "--only", "identity", "--listen", "127.0.0.1:0", "--grace", "5s")
+	p.waitLog(t, `msg="alerts delivered" tenant=alert-spa channel=hook alerts=1`)
+	n := strings.Count(p.stderr.String(), `msg="scan finished"`)
+	for strings.Count(p.stderr.String(), `msg="scan finished"`) < n+3 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.stderr)
+	}
+	if d := delivered(); !slices.Equal(d, want) {
+		t.Fatalf("the receiver got %v, want %v once", d, want)
+	}
+	if strings.Contains(p.stderr.String(), hookSecret) {
+		t.Error("the webhook secret reached the log")
+	}
+
+	p = startServe(t, "--config", cfg, "--only", "identity", "--listen", "127.0.0.1:0", "--grace", "5s")
+	for strings.Count(p.stderr.String(), `msg="scan finished"`) < 3 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := p.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d after the restart:\n%s", code, p.stderr)
+	}
+	if d := delivered(); !slices.Equal(d, want) || bads > 0 {
+		t.Errorf("after a restart the receiver got %v (%d badly signed), want only %v", d, bads, want)
 	}
 }
