@@ -297,7 +297,7 @@ func (s *server) decideRisk(c *gin.Context) {
 	got, err := t.Store.AddRiskTreatment(c.Request.Context(), tr, accept)
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidDecision) {
-			back(err.Error())
+			back(decisionError(err))
 			return
 		}
 		s.fail(c, err)
@@ -369,5 +369,3 @@ func stamp(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
-
-

@@ -258,7 +258,7 @@ func (s *server) decide(c *gin.Context) {
 	}
 	if _, err := t.Store.DecideFinding(c.Request.Context(), f.ID, d); err != nil {
 		if errors.Is(err, store.ErrInvalidDecision) {
-			back(err.Error())
+			back(decisionError(err))
 			return
 		}
 		s.fail(c, err)
@@ -339,4 +339,14 @@ func csvSafe(cells ...string) []string {
 		}
 	}
 	return cells
+}
+
+// decisionError is what the person is told about a refused decision: the
+// store's reason, without the database path it wraps it in.
+func decisionError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, store.ErrInvalidDecision.Error()); i >= 0 {
+		return msg[i:]
+	}
+	return store.ErrInvalidDecision.Error()
 }

@@ -192,7 +192,7 @@ func (t *tenant) locationDetail(ctx context.Context, v *view, l *config.Location
 		if err != nil {
 			return nil, err
 		}
-		if len(l.Segments) > 0 {
+		if len(l.Segments) >= 2 {
 			m, _ := t.Rules.Segmentation(scanrun.PolicyOf(t.Config, l), obs, sc.FinishedAt)
 			d.Matrix = &m
 		}
