@@ -127,12 +127,12 @@ func trend(findings []observe.Finding, events []store.FindingEvent, at time.Time
 	first := time.Date(at.Year(), at.Month(), 1, 0, 0, 0, 0, time.UTC)
 	out := make([]TrendPoint, months)
 	for i := range out {
-		out[i] = TrendPoint{At: first.AddDate(0, i-months+1, 0), Open: map[string]int{}}
+		out[i] = TrendPoint{At: first.AddDate(0, i-months+2, 0), Open: map[string]int{}}
 	}
 	out[months-1].At = at
 	from := func(i int) time.Time {
 		if i == 0 {
-			return first.AddDate(0, -months, 0)
+			return first.AddDate(0, 2-months-1, 0)
 		}
 		return out[i-1].At
 	}
@@ -191,7 +191,7 @@ func (g DiligenceSummary) Generate(f *Facts) (*Document, error) {
 			data.Controls[string(controls.Satisfied)], total, data.Controls[string(controls.Gap)],
 			data.Controls[string(controls.AttestationMissing)]+data.Controls[string(controls.AttestationExpired)], data.Controls[string(controls.NotAssessed)])},
 	}})
-	const maxLocations = 8
+	const maxLocations = 6
 	lt := &Table{Name: "locations", Columns: []Column{{Title: "Location", Width: 2}, {Title: "Open findings", Width: 0.9},
 		{Title: "Critical/high", Width: 0.9}, {Title: "Open risks", Width: 0.8}, {Title: "Control gaps", Width: 0.8}, {Title: "Last complete scan", Width: 1.1}}}
 	if n := len(data.Locations); n > maxLocations {
@@ -205,7 +205,7 @@ func (g DiligenceSummary) Generate(f *Facts) (*Document, error) {
 	posture.Blocks = append(posture.Blocks, lt)
 
 	exp := Section{ID: "exposures", Title: "Breach-relevant exposures"}
-	const maxExposures = 6
+	const maxExposures = 5
 	et := &Table{Name: "exposures", Columns: []Column{{Title: "Severity", Width: 0.7}, {Title: "Exposure", Width: 3}, {Title: "Location", Width: 1.2},
 		{Title: "Target", Width: 1.5}, {Title: "Open since", Width: 0.9}}, Empty: "No open high or critical exposure of remote access, credentials, MFA, software or segmentation."}
 	if n := len(data.Exposures); n > maxExposures {
@@ -256,7 +256,7 @@ func (g DiligenceSummary) Generate(f *Facts) (*Document, error) {
 	ttr.Blocks = append(ttr.Blocks, rt)
 
 	or := Section{ID: "open-risks", Title: "Open risks with owners"}
-	const maxRisks = 8
+	const maxRisks = 5
 	ot := &Table{Name: "open-risks", Columns: []Column{{Title: "Risk", Width: 3}, {Title: "Level", Width: 0.8}, {Title: "Owner", Width: 1.2},
 		{Title: "Treatment", Width: 0.9}, {Title: "Due", Width: 0.9}}, Empty: "No open risk."}
 	if n := len(data.OpenRisks); n > maxRisks {
@@ -268,7 +268,10 @@ func (g DiligenceSummary) Generate(f *Facts) (*Document, error) {
 			due += " (overdue)"
 		}
 		where := locationLabel(r.Location)
-		if r.Source == risk.FromControl && len(r.Locations) > 0 {
+		switch {
+		case r.Source == risk.FromControl && len(r.Locations) == len(s.Config.Locations):
+			where = "all locations"
+		case r.Source == risk.FromControl && len(r.Locations) > 0:
 			where = strings.Join(r.Locations, ", ")
 		}
 		ot.add(i < maxRisks, []Cell{C(r.Title + " @ " + where), {Text: r.Level.String(), Tone: levelTone(r.Level)},

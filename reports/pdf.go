@@ -440,7 +440,7 @@ func (l *pdfLayout) chart(c *BarChart) {
 	pw, _ := p.GetPageSize()
 	height := 48.0
 	if l.d.Compact {
-		height = 34
+		height = 24
 	}
 	size := l.size - 1
 	l.ensure(height + 14)

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/evidence"
+	"github.com/vigilhq/vigil/posture"
+	"github.com/vigilhq/vigil/reports"
+	"github.com/vigilhq/vigil/rules"
+)
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("report", "report --config FILE --kind ocr|insurance|diligence [--format html|pdf|csv|json] --output FILE [--as-of DATE] [--since-pack FILE] [--db URL]\n\n"+
+		"Writes a document from the store, as it stood at --as-of (default now), so a pack can be\n"+
+		"generated again later with the same content:\n"+
+		"  ocr        HIPAA audit pack: risk analysis, register, traceability, Security Rule status,\n"+
+		"             attestations, changes since the previous pack, evidence appendix\n"+
+		"  insurance  cyber-insurance questionnaire answered Yes/No/Partially/Unknown with evidence\n"+
+		"  diligence  one-page due-diligence summary across all locations\n"+
+		"--format defaults to the --output extension (.html .pdf .csv .json), else html. The store is\n"+
+		"opened read-only. Who generated what (user, host, kind, as-of, output SHA-256) is logged to\n"+
+		"stderr. See docs/reports.md.\n\n"+
+		"Exit codes: 0 written; 2 could not write it.",
+		"vigil report --config vigil.yaml --kind ocr --format pdf --output ocr-2026-03.pdf --as-of 2026-03-31", stderr)
+	var (
+		cfgPath   = fs.String("config", "", "configuration file (required)")
+		kind      = fs.String("kind", "", "report kind: "+strings.Join(reports.Kinds(), ", ")+" (required)")
+		format    = fs.String("format", "", "output format: "+strings.Join(reports.DocumentFormats(), ", ")+" (default: from --output's extension, else html)")
+		output    = fs.String("output", "", "file to write (required)")
+		asOfFlag  = fs.String("as-of", "", "report the store as it stood at DATE (YYYY-MM-DD: the end of that day, UTC; or RFC 3339)")
+		sincePack = fs.String("since-pack", "", "ocr: the JSON of a previous pack to list changes against (default: the state a month before --as-of)")
+		db        = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
+	)
+	if done, code := parseFlags(fs, args); done {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "vigil report: "+format+"\n", a...)
+		return exitError
+	}
+	switch {
+	case *cfgPath == "":
+		return fail("--config is required (see `vigil report --help`)")
+	case *kind == "":
+		return fail("--kind is required: %s", strings.Join(reports.Kinds(), ", "))
+	case *output == "":
+		return fail("--output is required (see `vigil report --help`)")
+	case fs.NArg() > 0:
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	gen, err := reports.GeneratorFor(*kind)
+	if err != nil {
+		return fail("--kind: %v", err)
+	}
+	if *format == "" {
+		*format = strings.TrimPrefix(strings.ToLower(filepath.Ext(*output)), ".")
+		if _, err := reports.DocumentWriterFor(*format); err != nil {
+			*format = "html"
+		}
+	}
+	w, err := reports.DocumentWriterFor(*format)
+	if err != nil {
+		return fail("--format: %v", err)
+	}
+	now := time.Now()
+	asOf := now
+	if *asOfFlag != "" {
+		if asOf, err = parseAsOf(*asOfFlag); err != nil {
+			return fail("--as-of: %v", err)
+		}
+		if asOf.After(now) {
+			return fail("--as-of %s is in the future", *asOfFlag)
+		}
+	}
+	var prev *reports.PackState
+	if *sincePack != "" {
+		f, err := os.Open(*sincePack)
+		if err != nil {
+			return fail("--since-pack: %v", err)
+		}
+		prev, err = reports.ReadPackState(f)
+		f.Close()
+		if err != nil {
+			return fail("--since-pack %s: %v", *sincePack, err)
+		}
+	}
+
+	cfg := loadConfig(*cfgPath, "vigil report", stderr)
+	if cfg == nil {
+		return exitError
+	}
+	engine, err := rules.Load(rules.Options{Dirs: cfg.Rules.Dirs, Disable: cfg.Rules.Disable})
+	if err != nil {
+		return fail("rules:\n%v", err)
+	}
+	in := posture.Input{Config: cfg, Catalog: engine.Catalog(), Rules: engine.Rules(), Now: asOf}
+	if cfg.Roster != "" {
+		if in.People, err = rosterPeople(ctx, cfg.Roster, stderr); err != nil {
+			return fail("%v", err)
+		}
+	}
+	st, err := openReadStore(ctx, cfg, *db)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer st.Close()
+	src, ok := any(st).(reports.Source)
+	if !ok {
+		return fail("this store cannot produce reports (it lacks finding events or evidence references)")
+	}
+	var ev reports.CheckpointSource
+	if e, ok := any(st).(interface{ Evidence() evidence.Source }); ok {
+		ev = e.Evidence()
+	}
+	facts, err := reports.Build(ctx, src, reports.BuildInput{Posture: in, Evidence: ev, Previous: prev, Generated: now, Version: version})
+	if err != nil {
+		return fail("%v", err)
+	}
+	doc, err := gen.Generate(facts)
+	if err != nil {
+		return fail("%v", err)
+	}
+	sum, size, err := writeDocument(*output, w, doc)
+	if err != nil {
+		return fail("%v", err)
+	}
+	// Who took which document of the organisation's posture is worth a
+	// record, as for evidence exports; the dashboard logs its downloads.
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	slog.New(slog.NewTextHandler(stderr, nil)).Info("report generated", "kind", doc.Kind, "format", strings.ToLower(*format),
+		"as_of", asOf.UTC().Format(time.RFC3339), "output", absDir(*output), "sha256", sum, "bytes", size,
+		"organization", cfg.Organization, "user", who, "host", host)
+	fmt.Fprintf(stdout, "wrote %s (%s %s as of %s, %d bytes, sha256 %s)\n", *output, doc.Kind, strings.ToLower(*format),
+		asOf.UTC().Format(time.DateOnly), size, sum)
+	return exitOK
+}
+
+// parseAsOf reads --as-of: a day means the end of it (UTC), so that the
+// day's scans and decisions are in; RFC 3339 is taken as it is.
+func parseAsOf(s string) (time.Time, error) {
+	if d, err := time.Parse(time.DateOnly, s); err == nil {
+		return d.Add(24*time.Hour - time.Nanosecond), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: use YYYY-MM-DD or RFC 3339 (2026-03-31T23:59:59Z)", s)
+	}
+	return t, nil
+}
+
+// writeDocument writes the document through a temporary file renamed into
+// place, so a failure never leaves half a report, and returns its SHA-256
+// and size. Reports name hosts and accounts: the file is private to the
+// owner.
+func writeDocument(path string, w reports.DocumentWriter, doc *reports.Document) (string, int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vigil-report-*")
+	if err != nil {
+		return "", 0, fmt.Errorf("--output %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
+	err = w.WriteDocument(cw, doc)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("--output %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", 0, fmt.Errorf("--output %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
