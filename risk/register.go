@@ -293,6 +293,11 @@ func controlRisks(in Input) []Risk {
 		if len(k.Attestations) == 0 {
 			continue // a standard whose specifications carry the evidence
 		}
+		if a := s.Attestation; a != nil && a.Counts() && (a.ExpiresAt.IsZero() || a.ExpiresAt.After(in.Now)) {
+			// Its own record is current: what is unmet is a specification
+			// (a standard), which has its own risk.
+			continue
+		}
 		kinds := slices.Sorted(slices.Values(k.Attestations))
 		id := ControlRiskID(strings.Join(kinds, "+"))
 		r, ok := byKey[id]

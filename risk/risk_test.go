@@ -181,6 +181,13 @@ func TestControlRisks(t *testing.T) {
 		!strings.Contains(r.Title, "Security awareness training") {
 		t.Errorf("control risk = %+v", r)
 	}
+	// A standard whose own record is current but a specification is not
+	// is no risk of its own kind: the specification's risk covers it.
+	attested := st[0]
+	attested.Attestation = &controls.Attestation{Kind: "workforce-training", At: day(-10), ExpiresAt: day(300)}
+	if reg := Register(Input{Controls: []controls.ControlStatus{attested}, Catalog: cat, Now: day(0)}); len(reg) != 0 {
+		t.Errorf("attested standard made risks %v", ids(reg))
+	}
 	// Every control the same missing record leaves unmet is one risk.
 	ins, ok := cat.Control("insurance:training")
 	if !ok {
