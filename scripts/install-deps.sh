@@ -29,6 +29,8 @@ packages=(
   # database server for the PostgreSQL store's tests (internal/pgtest runs
   # its own throwaway cluster on 127.0.0.1; the packaged one is not used)
   postgresql
+  # headless browser for the dashboard's end-to-end tests (integration/e2e)
+  chromium
   # certificates, build and test tooling
   ca-certificates make git poppler-utils
 )
