@@ -396,6 +396,11 @@ func (c *client) login(tenant, user string) *client {
 	switch r.loc() {
 	case "/login/enroll":
 		page := c.get("/login/enroll")
+		// The QR code must reach the browser as a data: URL (html/template
+		// turns an untyped one into #ZgotmplZ, which shows nothing).
+		if !strings.Contains(page.body, `src="data:image/png;base64,`) {
+			t.Fatalf("enrollment page has no QR image:\n%s", page.body)
+		}
 		c.f.secret[user] = field(t, secretRE, page.body)
 		r = c.do(http.MethodPost, "/login/enroll", url.Values{"csrf_token": {field(t, csrfRE, page.body)}, "code": {c.f.code(user)}})
 		if r.code != http.StatusOK || !strings.Contains(r.body, "recovery-codes") {
