@@ -129,6 +129,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Version is vigil's version, printed on every page of a report.
+	Version string
 	// SnapshotMaxAge rebuilds a tenant's posture in the background when the
 	// one served is older, so time-based states (expiries, due dates)
 	// move on without a scan; zero means 5 minutes.

@@ -512,3 +512,44 @@ func mustUsers(t *testing.T, f *fixture) []users.User {
 	must(t, err)
 	return us
 }
+
+// The report kinds of `vigil report` download from the Reports page, for
+// whoever may export the whole organisation, and each download is audited.
+func TestReportDownloads(t *testing.T) {
+	f := newFixture(t)
+	au := f.as("audrey", users.RoleAuditor)
+	if r := au.get("/reports"); !strings.Contains(r.body, `data-testid="report-ocr-pdf"`) {
+		t.Fatalf("the reports page offers no OCR pack:\n%s", r.body)
+	}
+	for kind, check := range map[string]func(r response) bool{
+		"ocr?format=pdf":                    func(r response) bool { return strings.HasPrefix(r.body, "%PDF-") },
+		"insurance?format=csv":              func(r response) bool { return strings.Contains(r.body, "Yes") || strings.Contains(r.body, "Unknown") },
+		"diligence?format=html":             func(r response) bool { return strings.Contains(r.body, "<html") },
+		"ocr?format=json&as_of=" + f.day(0): func(r response) bool { return strings.HasPrefix(strings.TrimSpace(r.body), "{") },
+	} {
+		r := au.get("/reports/" + kind)
+		if r.code != http.StatusOK || !check(r) {
+			t.Errorf("/reports/%s: %d\n%.300s", kind, r.code, r.body)
+		}
+	}
+	if r := au.get("/reports/nonsense"); r.code != http.StatusNotFound {
+		t.Errorf("unknown kind: %d", r.code)
+	}
+	if r := au.get("/reports/ocr?format=docx"); r.code != http.StatusBadRequest {
+		t.Errorf("unknown format: %d", r.code)
+	}
+	// A location manager sees one location: an organisation-wide report is not theirs.
+	lm := f.as("lena", users.RoleLocationManager, "downtown")
+	if r := lm.get("/reports/ocr?format=pdf"); r.code == http.StatusOK {
+		t.Errorf("location manager downloaded the OCR pack")
+	}
+	var found bool
+	for _, e := range f.audits("glow", users.ActionExport) {
+		if e.Target == "report.ocr.pdf" && e.Username == "audrey" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the OCR pack download is not in the audit trail")
+	}
+}

@@ -22,6 +22,7 @@ type server struct {
 	tokens    *apiTokens
 	log       *slog.Logger
 	now       func() time.Time
+	version   string
 	secure    bool
 	maxAge    time.Duration
 	pages     *pages
@@ -39,7 +40,7 @@ func newServer(opts Options) (*server, error) {
 	}
 	s := &server{
 		tenants: map[users.TenantID]*tenant{}, users: opts.Users, ustore: opts.UserStore,
-		log: opts.Logger, now: opts.Now, secure: opts.SecureCookies, maxAge: opts.SnapshotMaxAge,
+		log: opts.Logger, now: opts.Now, version: opts.Version, secure: opts.SecureCookies, maxAge: opts.SnapshotMaxAge,
 		done: make(chan struct{}),
 	}
 	if s.log == nil {

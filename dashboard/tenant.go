@@ -166,21 +166,27 @@ type locationSummary struct {
 // trendWeeks is how many weekly samples the posture chart shows.
 const trendWeeks = 13
 
-func buildView(ctx context.Context, t *tenant, now time.Time) (*view, error) {
+// postureInput is what the tenant's posture is computed from at now, with
+// the staff roster (nil when none is configured or it cannot be read).
+func (t *tenant) postureInput(ctx context.Context, now time.Time) (posture.Input, *csvidentity.Roster) {
 	in := posture.Input{Config: t.Config, Catalog: t.Catalog, Rules: t.Rules.Rules(), Now: now}
-	var roster *csvidentity.Roster
-	if t.Config.Roster != "" {
-		ro, _, err := csvidentity.LoadRoster(ctx, t.Config.Roster)
-		if err != nil {
-			t.s.log.Warn("dashboard: roster not read; new-hire deadlines and leavers are not judged", "tenant", string(t.ID), "err", err)
-		} else {
-			roster = ro
-			for _, m := range ro.Staff {
-				in.People = append(in.People, attest.Person{Email: m.Email, Username: m.Username, Name: m.Name,
-					Locations: m.Locations, Hired: m.StartDate, Left: m.EndDate})
-			}
-		}
+	if t.Config.Roster == "" {
+		return in, nil
 	}
+	ro, _, err := csvidentity.LoadRoster(ctx, t.Config.Roster)
+	if err != nil {
+		t.s.log.Warn("dashboard: roster not read; new-hire deadlines and leavers are not judged", "tenant", string(t.ID), "err", err)
+		return in, nil
+	}
+	for _, m := range ro.Staff {
+		in.People = append(in.People, attest.Person{Email: m.Email, Username: m.Username, Name: m.Name,
+			Locations: m.Locations, Hired: m.StartDate, Left: m.EndDate})
+	}
+	return in, ro
+}
+
+func buildView(ctx context.Context, t *tenant, now time.Time) (*view, error) {
+	in, roster := t.postureInput(ctx, now)
 	snap, err := posture.Load(ctx, t.Store, in)
 	if err != nil {
 		return nil, err

@@ -236,7 +236,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		ingest = telemetry.IngestHandler(telemetry.ConfigToken(first.cfg.Telegraf), telemetry.StoreSink{Store: first.store},
 			telemetry.IngestOptions{Locations: locs, Logger: first.log})
 	}
-	dopts := dashboard.Options{Users: usvc, UserStore: ustore, TokenDB: usersDB, Logger: log,
+	dopts := dashboard.Options{Users: usvc, UserStore: ustore, TokenDB: usersDB, Logger: log, Version: version,
 		Telemetry: dashboard.TelemetryRoutes{Ingest: ingest}}
 	var probes []daemon.Tenant
 	for _, t := range tenants {
