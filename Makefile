@@ -51,6 +51,12 @@ fuzz:
 	$(GO) test ./evidence -run '^$$' -fuzz FuzzVerifyFiles -fuzztime $(FUZZTIME)
 	$(GO) test ./evidence -run '^$$' -fuzz FuzzEntryLineFastPath -fuzztime $(FUZZTIME)
 	$(GO) test ./telemetry -run '^$$' -fuzz FuzzIngest -fuzztime $(FUZZTIME)
+	$(GO) test ./users -run '^$$' -fuzz FuzzParsePHC -fuzztime $(FUZZTIME)
+	$(GO) test ./agent/spool -run '^$$' -fuzz FuzzReadRecord -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/httpapi -run '^$$' -fuzz FuzzAPIMessage -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/software/internal/advisory -run '^$$' -fuzz FuzzParseBanner -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/software/internal/advisory -run '^$$' -fuzz FuzzRecord -fuzztime $(FUZZTIME)
+	$(GO) test ./collectors/software/internal/imagetar -run '^$$' -fuzz FuzzImageTar -fuzztime $(FUZZTIME)
 
 # vigil against plain nmap on the lab's segments (needs root): see
 # scripts/bench-scan.sh.
