@@ -7,6 +7,7 @@
 #
 #   scripts/bench-dashboard.sh                       # defaults
 #   DAYS=30 DURATION=20s scripts/bench-dashboard.sh  # smaller, quicker
+#   THINK=1s scripts/bench-dashboard.sh              # users pausing ~1 s between pages
 #
 # The dataset is generated once and cached (keyed by generator version and
 # sizes) under $VIGIL_SYNTH_CACHE (default ~/.cache/vigil-synth); a year
@@ -18,9 +19,9 @@ cd "$(dirname "$0")/.."
 
 : "${VIGIL_SYNTH_CACHE:=$HOME/.cache/vigil-synth}"
 : "${LOCATIONS:=300}" "${ASSETS:=15000}" "${DAYS:=365}"
-: "${CLIENTS:=50}" "${DURATION:=60s}" "${WARMUP:=5s}"
+: "${CLIENTS:=50}" "${DURATION:=60s}" "${WARMUP:=5s}" "${THINK:=0s}"
 : "${ROUTES:=/,/findings,/api/v1/portfolio,/api/v1/findings}"
-: "${OUT:=bench-dashboard.json}"
+: "${OUT:=${TMPDIR:-/tmp}/bench-dashboard.json}"
 export VIGIL_SYNTH_CACHE
 
 mkdir -p bin
@@ -33,4 +34,4 @@ echo "dataset: $data" >&2
 python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print("generated in", m["took"], "| scans", m["scans"], "| findings", m["findings"], "| db", m["db_bytes"]>>20, "MiB")' "$data/synth.json" >&2 || true
 
 exec bin/vigil-load --vigil bin/vigil --data "$data" --clients "$CLIENTS" --duration "$DURATION" \
-  --warmup "$WARMUP" --routes "$ROUTES" --json "$OUT" --server-log "${OUT%.json}.server.log"
+  --warmup "$WARMUP" --think "$THINK" --routes "$ROUTES" --json "$OUT" --server-log "${OUT%.json}.server.log"

@@ -355,7 +355,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	s.shot("finding")
 
 	// 7. Accept it with a reason and an expiry.
-	reason := "Vendor replaces the device next quarter; isolated meanwhile"
+	reason := "Compensating control in place until the fix ships next quarter"
 	until := time.Now().AddDate(0, 0, 90).Format(time.DateOnly)
 	s.run("accept the finding",
 		chromedp.SetValue(tid("accept-form")+` input[name="reason"]`, reason, chromedp.ByQuery),

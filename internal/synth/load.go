@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -24,6 +27,10 @@ type LoadOptions struct {
 	// PID, when set, is sampled for VmRSS every 200ms and read for
 	// VmHWM at the end.
 	PID int
+	// Think is each client's pause between requests, drawn uniformly
+	// from [Think/2, 3*Think/2]; zero sends the next request at once
+	// (a closed loop that saturates the server).
+	Think time.Duration
 }
 
 // RouteStats are the latencies of one route.
@@ -45,6 +52,11 @@ type LoadResult struct {
 	// Memory: VmRSS before the run, the highest VmRSS sampled during it,
 	// and VmHWM (the process's peak since it started) after it.
 	RSSBefore, RSSMax, HWM int64
+	Think                  time.Duration
+	// ServerCPU and LoadCPU are the CPU time (user+system) the server and
+	// this process used during the run: on a small machine the load
+	// generator competes with the server.
+	ServerCPU, LoadCPU time.Duration
 }
 
 // loopbackOnly refuses to load anything but this machine.
@@ -132,12 +144,23 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 			}
 		}()
 	}
+	res.Think = o.Think
+	srvCPU0, _ := procCPU(o.PID)
+	selfCPU0, _ := procCPU(os.Getpid())
 	start := time.Now()
 	for i, c := range o.Clients {
+		r := rand.New(rand.NewPCG(uint64(i), 99))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := i; ; n++ {
+				if o.Think > 0 {
+					select {
+					case <-rctx.Done():
+						return
+					case <-time.After(o.Think/2 + time.Duration(r.Int64N(int64(o.Think)+1))):
+					}
+				}
 				if rctx.Err() != nil {
 					return
 				}
@@ -189,6 +212,12 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	}
 	wg.Wait()
 	res.Duration = time.Since(start)
+	if c, err := procCPU(o.PID); err == nil {
+		res.ServerCPU = c - srvCPU0
+	}
+	if c, err := procCPU(os.Getpid()); err == nil {
+		res.LoadCPU = c - selfCPU0
+	}
 	if o.PID > 0 {
 		if m, err := ProcMemory(o.PID); err == nil {
 			res.HWM = m.HWM
@@ -226,8 +255,13 @@ func (r *LoadResult) WriteTable(w io.Writer) {
 			float64(s.Requests)/r.Duration.Seconds(), ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), kib)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d clients, %s; server RSS before %s, max during %s, VmHWM %s\n", r.Clients, r.Duration.Round(time.Millisecond),
-		mib(r.RSSBefore), mib(r.RSSMax), mib(r.HWM))
+	think := "no think time (closed loop)"
+	if r.Think > 0 {
+		think = "think time " + r.Think.String() + " ±50%"
+	}
+	fmt.Fprintf(w, "%d clients, %s, %s; server RSS before %s, max during %s, VmHWM %s; CPU: server %.1fs, load generator %.1fs\n",
+		r.Clients, think, r.Duration.Round(time.Millisecond), mib(r.RSSBefore), mib(r.RSSMax), mib(r.HWM),
+		r.ServerCPU.Seconds(), r.LoadCPU.Seconds())
 	for _, s := range r.Routes {
 		if s.FirstError != "" {
 			fmt.Fprintf(w, "%s: first error: %s\n", s.Route, s.FirstError)
@@ -236,3 +270,25 @@ func (r *LoadResult) WriteTable(w io.Writer) {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// procCPU is the user+system CPU time of pid from /proc/PID/stat.
+func procCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("no pid")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the line, in clock ticks (100 Hz).
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond, nil
+}

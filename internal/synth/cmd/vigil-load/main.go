@@ -36,10 +36,11 @@ func run() int {
 		data      = flag.String("data", "", "synthetic directory (vigil-synth output); copied to a temporary directory first")
 		inPlace   = flag.Bool("in-place", false, "serve --data itself instead of a copy (it is written to)")
 		clients   = flag.Int("clients", 50, "concurrent clients, each with its own session")
-		own       = flag.Int("sessions", 50, "clients that sign in themselves (with per-user TOTP, each needs a fresh 30 s step); the others share their sessions")
+		own       = flag.Int("sessions", 50, "clients with a session of their own (the owner, then analysts the owner creates in settings); the others share those sessions")
 		duration  = flag.Duration("duration", 30*time.Second, "how long to measure")
 		requests  = flag.Int("requests", 0, "stop after this many requests in all (0: --duration only)")
 		warmup    = flag.Duration("warmup", 5*time.Second, "requests before measuring, not counted")
+		think     = flag.Duration("think", 0, "each client's pause between requests (uniform ±50%); 0 sends the next at once, saturating the server")
 		routes    = flag.String("routes", "/,/findings,/api/v1/portfolio,/api/v1/findings", "comma-separated routes")
 		p99Max    = flag.Duration("p99-max", 100*time.Millisecond, "exit 1 when a route's p99 is above this")
 		jsonOut   = flag.String("json", "", "also write the result as JSON to this file")
@@ -104,7 +105,7 @@ func run() int {
 	}
 	fmt.Fprintf(os.Stderr, "vigil-load: %s\n", how)
 	res, err := synth.RunLoad(ctx, synth.LoadOptions{Clients: cs, Routes: strings.Split(*routes, ","), Duration: *duration,
-		Requests: *requests, Warmup: *warmup, PID: srv.PID()})
+		Requests: *requests, Warmup: *warmup, PID: srv.PID(), Think: *think})
 	if err != nil {
 		return fail("%v\nserver log:\n%s", err, tail(srv.Log(), 30))
 	}
