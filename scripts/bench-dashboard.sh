@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Dashboard load benchmark (issue 6): `vigil serve` on 127.0.0.1 over a
 # synthetic organisation (300 locations, 15,000 assets, a year of daily
-# scans; internal/synth), 50 concurrent clients with their own sessions on
+# scans; internal/synth), 50 concurrent users (each its own session, ~1 s
+# between pages; THINK=0s for none) on
 # the portfolio and findings pages and their /api/v1 twins; prints
 # p50/p90/p99/max per route and the server's RSS. See docs/benchmarks.md.
 #
 #   scripts/bench-dashboard.sh                       # defaults
 #   DAYS=30 DURATION=20s scripts/bench-dashboard.sh  # smaller, quicker
-#   THINK=1s scripts/bench-dashboard.sh              # users pausing ~1 s between pages
+#   THINK=0s scripts/bench-dashboard.sh              # no pause between requests: saturation
 #
 # The dataset is generated once and cached (keyed by generator version and
 # sizes) under $VIGIL_SYNTH_CACHE (default ~/.cache/vigil-synth); a year
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 : "${VIGIL_SYNTH_CACHE:=$HOME/.cache/vigil-synth}"
 : "${LOCATIONS:=300}" "${ASSETS:=15000}" "${DAYS:=365}"
-: "${CLIENTS:=50}" "${DURATION:=60s}" "${WARMUP:=5s}" "${THINK:=0s}"
+: "${CLIENTS:=50}" "${DURATION:=60s}" "${WARMUP:=5s}" "${THINK:=1s}"
 : "${ROUTES:=/,/findings,/api/v1/portfolio,/api/v1/findings}"
 : "${OUT:=${TMPDIR:-/tmp}/bench-dashboard.json}"
 export VIGIL_SYNTH_CACHE

@@ -273,9 +273,9 @@ func (t *TOTP) Code(ctx context.Context, secret string) (string, error) {
 	}
 }
 
-// SecretRE finds a TOTP secret on an enrollment page: in the otpauth://
-// URL or in an element marked data-testid="totp-secret".
-var SecretRE = regexp.MustCompile(`(?:secret=|data-testid="totp-secret"[^>]*>\s*)([A-Z2-7]{16,}(?:[ ]?[A-Z2-7]{4})*)`)
+// SecretRE finds a TOTP secret on an enrollment page: in the element
+// marked data-testid="enroll-secret" or in the otpauth:// URL.
+var SecretRE = regexp.MustCompile(`(?:secret=|data-testid="enroll-secret"[^>]*>\s*)([A-Z2-7]{16,}(?:[ ]?[A-Z2-7]{4})*)`)
 
 // EnrollSecret returns the TOTP secret shown on an enrollment page.
 func EnrollSecret(page string) (string, bool) {
