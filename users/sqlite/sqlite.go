@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil/users"
@@ -40,7 +41,8 @@ func parseTime(s string) (time.Time, error) {
 
 // Store implements users.Store.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	audit auditQueue
 }
 
 var _ users.Store = (*Store)(nil)
@@ -376,15 +378,92 @@ func (s *Store) SwapLoginAttempts(ctx context.Context, k users.ThrottleKey, old,
 	return n == 1, err
 }
 
-// AppendAudit implements users.Store.
+// AppendAudit implements users.Store. It returns once the event is
+// committed. Events that arrive while another commit is under way are
+// written together in the next transaction (group commit): every page view
+// is audited, and one fsync per view would make the audit log the
+// dashboard's bottleneck under load.
 func (s *Store) AppendAudit(ctx context.Context, e users.AuditEvent) error {
 	if err := e.Tenant.Validate(); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO auth_audit (tenant, at, user_id, username, action, target, detail, ip, user_agent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		string(e.Tenant), formatTime(e.At), e.UserID, e.Username, e.Action, e.Target, e.Detail, e.IP, e.UserAgent)
-	return err
+	r := &auditReq{e: e, done: make(chan error, 1), lead: make(chan struct{}, 1)}
+	q := &s.audit
+	q.mu.Lock()
+	q.pending = append(q.pending, r)
+	if !q.writing {
+		q.writing = true
+		q.mu.Unlock()
+		s.writeAuditBatch(ctx)
+	} else {
+		q.mu.Unlock()
+	}
+	for {
+		select {
+		case err := <-r.done:
+			return err
+		case <-r.lead:
+			// The writer before handed over: write the batch waiting,
+			// which begins with this event.
+			s.writeAuditBatch(ctx)
+		}
+	}
+}
+
+// auditQueue holds events waiting for the next group commit. At most one
+// caller writes at a time; each writes one batch, then hands the next to
+// the first event still waiting, so no caller writes for others for long.
+type auditQueue struct {
+	mu      sync.Mutex
+	pending []*auditReq
+	writing bool
+}
+
+type auditReq struct {
+	e    users.AuditEvent
+	done chan error    // the result of the commit that included e
+	lead chan struct{} // this caller writes the next batch
+}
+
+// writeAuditBatch commits everything pending in one transaction, tells
+// each caller, and hands over or stops writing.
+func (s *Store) writeAuditBatch(ctx context.Context) {
+	q := &s.audit
+	q.mu.Lock()
+	batch := q.pending
+	q.pending = nil
+	q.mu.Unlock()
+	// One caller's cancellation must not fail the others' events.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	err := s.tx(wctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(wctx, `INSERT INTO auth_audit (tenant, at, user_id, username, action, target, detail, ip, user_agent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range batch {
+			e := r.e
+			if _, err := stmt.ExecContext(wctx, string(e.Tenant), formatTime(e.At), e.UserID, e.Username, e.Action, e.Target,
+				e.Detail, e.IP, e.UserAgent); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	cancel()
+	for _, r := range batch {
+		r.done <- err
+	}
+	q.mu.Lock()
+	if len(q.pending) == 0 {
+		q.writing = false
+		q.mu.Unlock()
+		return
+	}
+	next := q.pending[0]
+	q.mu.Unlock()
+	next.lead <- struct{}{}
 }
 
 // AuditEvents implements users.Store.

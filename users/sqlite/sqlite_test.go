@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +192,43 @@ func TestMigrationsOwnTables(t *testing.T) {
 	db.QueryRow(`SELECT MAX(version) FROM auth_schema_migrations`).Scan(&v)
 	if v != LatestVersion {
 		t.Errorf("version %d, want %d", v, LatestVersion)
+	}
+}
+
+// Concurrent page views are each committed once, in few transactions, and a
+// caller that gives up does not lose the others' events.
+func TestAuditGroupCommit(t *testing.T) {
+	s, db := openT(t)
+	ctx := context.Background()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ctx
+			if i%10 == 0 {
+				cc, cancel := context.WithCancel(ctx)
+				cancel() // this caller has already gone away
+				c = cc
+			}
+			errs <- s.AppendAudit(c, users.AuditEvent{Tenant: "glow", At: time.Now(), UserID: "u", Username: "ana",
+				Action: users.ActionView, Target: fmt.Sprintf("finding:%03d", i)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("AppendAudit: %v", err)
+		}
+	}
+	var count, distinct int
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT target) FROM auth_audit`).Scan(&count, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if count != n || distinct != n {
+		t.Errorf("%d events, %d distinct, want %d each", count, distinct, n)
 	}
 }
