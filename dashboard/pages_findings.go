@@ -116,16 +116,24 @@ func (s *server) findings(c *gin.Context) {
 		return
 	}
 	q := parseFindingQuery(c)
+	if !s.audit(c, users.ActionView, "findings", q.encode(q.Page)) {
+		return
+	}
+	b := s.page(c, "findings", "Findings")
+	key := scopeKey(p) + "|" + strconv.FormatBool(b.Can["export"]) + "|" + strconv.Itoa(q.PerPage) + "|" + q.encode(q.Page)
+	s.respondCached(c, v, b, "findings.html", key, func() any { return s.findingsData(c, t, v, p, q, b) })
+}
+
+// findingsData is one page of findings for query q, the same for every
+// reader with p's scope and export permission.
+func (s *server) findingsData(c *gin.Context, t *tenant, v *view, p users.Principal, q findingQuery, b base) findingsPage {
 	all := filtered(v, q, p.Scope())
-	d := findingsPage{base: s.page(c, "findings", "Findings"), Query: q, Total: len(all),
+	d := findingsPage{base: b, Query: q, Total: len(all),
 		Pages: max(1, (len(all)+q.PerPage-1)/q.PerPage)}
 	from := min(len(all), (q.Page-1)*q.PerPage)
 	d.Findings = all[from:min(len(all), from+q.PerPage)]
 	if d.Findings == nil {
 		d.Findings = []*observe.Finding{}
-	}
-	if !s.audit(c, users.ActionView, "findings", q.encode(q.Page)) {
-		return
 	}
 	if !wantsJSON(c) {
 		if q.Page > 1 {
@@ -144,7 +152,7 @@ func (s *server) findings(c *gin.Context) {
 		qq.PerPage = findingsPerPage
 		d.ExportQS = qq.encode(1)
 	}
-	s.respond(c, "findings.html", d)
+	return d
 }
 
 // visibleFinding returns the finding with the URL's id if the principal

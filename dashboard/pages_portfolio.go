@@ -96,12 +96,19 @@ func worse(a, b locationSummary) int {
 }
 
 func (s *server) portfolio(c *gin.Context) {
-	t, v, p, ok := s.current(c)
+	_, v, p, ok := s.current(c)
 	if !ok {
 		return
 	}
+	b := s.page(c, "portfolio", "Portfolio")
+	s.respondCached(c, v, b, "portfolio.html", scopeKey(p), func() any { return s.portfolioData(c, v, p, b) })
+}
+
+// portfolioData is the portfolio for principal p, the same for every
+// reader with p's scope.
+func (s *server) portfolioData(c *gin.Context, v *view, p users.Principal, b base) portfolioPage {
 	sc := p.Scope()
-	d := portfolioPage{base: s.page(c, "portfolio", "Portfolio"), Generated: v.built}
+	d := portfolioPage{base: b, Generated: v.built}
 	series := make([]int, len(v.trendAt))
 	cats := map[observe.Category]int{}
 	for _, l := range v.locs {
@@ -139,8 +146,7 @@ func (s *server) portfolio(c *gin.Context) {
 		d.TrendSVG = lineChart("Open findings per week", v.trendAt, series)
 		d.CatSVG = barChart("Open findings by category", d.ByCategory)
 	}
-	_ = t
-	s.respond(c, "portfolio.html", d)
+	return d
 }
 
 // locationDetail is what a location page shows from the latest scan of

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilhq/vigil/attest"
@@ -137,9 +138,13 @@ type view struct {
 	identScan *observe.Scan
 	docs      attest.Documents
 
-	details  sync.Map // location id → *locationDetail, built on first view
-	mapOnce  sync.Once
-	findings map[string]observe.Finding // by id, for tracing
+	details sync.Map // location id → *locationDetail, built on first view
+	// pageCache holds rendered page content and JSON by key
+	// (respondCached); it goes with the snapshot.
+	pageCache sync.Map
+	cached    atomic.Int64
+	mapOnce   sync.Once
+	findings  map[string]observe.Finding // by id, for tracing
 }
 
 // findingsMap returns the findings by id (copies, as tracing wants them).

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -75,6 +76,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		tokenFile   = fs.String("token-file", "", "no longer used: the dashboard signs people in")
 		logFormat   = fs.String("log-format", "text", "log format on stderr: text or json")
 		verbose     = fs.Bool("verbose", false, "debug logging")
+		debugAddr   = fs.String("debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060, to find where time goes; off by default")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code
@@ -254,6 +256,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail("--listen: %v", err)
+	}
+	if *debugAddr != "" {
+		stop, err := serveProfiler(ctx, *debugAddr)
+		if err != nil {
+			ln.Close()
+			return fail("--debug-addr: %v", err)
+		}
+		defer stop()
+		log.Info("profiler listening", "addr", *debugAddr)
 	}
 	srv := &http.Server{
 		Handler:           daemon.Handler(daemon.HTTPOptions{Tenants: probes, Dashboard: dash}),
@@ -495,4 +506,31 @@ func openUsersDB(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("users database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// serveProfiler serves net/http/pprof on a loopback address until stop is
+// called. The profiles show code paths and timings, not data, but are for
+// the operator on the machine only.
+func serveProfiler(ctx context.Context, addr string) (stop func(), err error) {
+	lb, err := daemon.IsLoopback(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if !lb {
+		return nil, fmt.Errorf("%s is not a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = srv.Serve(ln) })
+	return func() { srv.Close(); wg.Wait() }, nil
 }

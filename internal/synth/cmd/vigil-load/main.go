@@ -33,6 +33,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	var (
 		vigil     = flag.String("vigil", "bin/vigil", "vigil binary")
+		serveArgs = flag.String("serve-args", "", "extra flags for vigil serve, space-separated (e.g. --debug-addr 127.0.0.1:6060 to profile it)")
 		data      = flag.String("data", "", "synthetic directory (vigil-synth output); copied to a temporary directory first")
 		inPlace   = flag.Bool("in-place", false, "serve --data itself instead of a copy (it is written to)")
 		clients   = flag.Int("clients", 50, "concurrent clients, each with its own session")
@@ -94,7 +95,7 @@ func run() int {
 	}
 	bin, _ := filepath.Abs(*vigil)
 	t := time.Now()
-	srv, err := synth.StartServe(ctx, synth.ServeOptions{Vigil: bin, Dir: dir, Log: logw, Ready: 5 * time.Minute})
+	srv, err := synth.StartServe(ctx, synth.ServeOptions{Vigil: bin, Dir: dir, Log: logw, Ready: 5 * time.Minute, Args: strings.Fields(*serveArgs)})
 	if err != nil {
 		return fail("%v", err)
 	}
