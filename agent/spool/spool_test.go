@@ -10,7 +10,9 @@ import (
 	"testing"
 )
 
-func batch(i int) []byte { return []byte(fmt.Sprintf("batch-%04d:%s", i, bytes.Repeat([]byte{'x'}, i%50))) }
+func batch(i int) []byte {
+	return []byte(fmt.Sprintf("batch-%04d:%s", i, bytes.Repeat([]byte{'x'}, i%50)))
+}
 
 func openT(t *testing.T, dir string, limit int64, opts ...Option) *Spool {
 	t.Helper()
