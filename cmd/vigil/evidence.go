@@ -44,10 +44,7 @@ func runEvidenceExport(ctx context.Context, args []string, stdout, stderr io.Wri
 	if done, code := parseFlags(fs, args); done {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "vigil evidence export: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "vigil evidence export")
 	switch {
 	case *cfgPath == "":
 		return fail("--config is required (see `vigil evidence export --help`)")
@@ -83,14 +80,9 @@ func runEvidenceExport(ctx context.Context, args []string, stdout, stderr io.Wri
 		return fail("%v", err)
 	}
 	// Who took a copy of the evidence, and of what, is itself worth a record.
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	host, _ := os.Hostname()
-	slog.New(slog.NewTextHandler(stderr, nil)).Info("evidence exported",
+	recordCopy(stderr, "evidence exported",
 		"output", absDir(*output), "database", st.Path(), "entries", m.Entries, "first_seq", m.FirstSeq, "last_seq", m.LastSeq,
-		"head_hash", m.HeadHash, "since", m.Since, "key", m.KeyFingerprint, "user", who, "host", host)
+		"head_hash", m.HeadHash, "since", m.Since, "key", m.KeyFingerprint)
 
 	fmt.Fprintf(stdout, "wrote %s: %d entries", *output, m.Entries)
 	if m.Entries > 0 {
@@ -177,10 +169,7 @@ func runEvidenceVerify(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		rest = append([]string{rest[0]}, fs.Args()...)
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "vigil evidence verify: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "vigil evidence verify")
 	if len(rest) != 1 {
 		return fail("want exactly one archive (see `vigil evidence verify --help`)")
 	}
@@ -220,4 +209,17 @@ func runEvidenceVerify(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", rest[0], sum)
 	return exitOK
+}
+
+// recordCopy logs, on stderr, that someone on this machine took a copy of
+// the organisation's evidence or posture: who (the OS user), where (the
+// host) and what (attrs). The store is open read-only then, so this line
+// is the record; the dashboard audit-logs its downloads.
+func recordCopy(stderr io.Writer, msg string, attrs ...any) {
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	host, _ := os.Hostname()
+	slog.New(slog.NewTextHandler(stderr, nil)).Info(msg, append(attrs, "user", who, "host", host)...)
 }

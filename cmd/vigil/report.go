@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -44,10 +42,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if done, code := parseFlags(fs, args); done {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "vigil report: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "vigil report")
 	switch {
 	case *cfgPath == "":
 		return fail("--config is required (see `vigil report --help`)")
@@ -136,14 +131,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	// Who took which document of the organisation's posture is worth a
 	// record, as for evidence exports; the dashboard logs its downloads.
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	host, _ := os.Hostname()
-	slog.New(slog.NewTextHandler(stderr, nil)).Info("report generated", "kind", doc.Kind, "format", strings.ToLower(*format),
+	recordCopy(stderr, "report generated", "kind", doc.Kind, "format", strings.ToLower(*format),
 		"as_of", asOf.UTC().Format(time.RFC3339), "output", absDir(*output), "sha256", sum, "bytes", size,
-		"organization", cfg.Organization, "user", who, "host", host)
+		"organization", cfg.Organization)
 	fmt.Fprintf(stdout, "wrote %s (%s %s as of %s, %d bytes, sha256 %s)\n", *output, doc.Kind, strings.ToLower(*format),
 		asOf.UTC().Format(time.DateOnly), size, sum)
 	return exitOK

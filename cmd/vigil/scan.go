@@ -48,10 +48,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if done, code := parseFlags(fs, args); done {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "vigil scan: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "vigil scan")
 	if *cfgPath == "" {
 		return fail("--config is required (see `vigil scan --help`)")
 	}

@@ -83,10 +83,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "vigil serve: "+format+"\n", a...)
-		return exitError
-	}
+	fail := failer(stderr, "vigil serve")
 	switch {
 	case len(cfgPaths) == 0:
 		return fail("--config is required (see `vigil serve --help`)")
