@@ -30,6 +30,9 @@ func writeSources(dir string, now time.Time) (string, error) {
 		return "", err
 	}
 	for _, f := range files {
+		if f.IsDir() {
+			continue // sbom/ and osv/, below
+		}
 		b, err := data.ReadFile("data/" + f.Name())
 		if err != nil {
 			return "", err
