@@ -2,7 +2,9 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -452,6 +454,15 @@ func TestDecisionsRisksAttestationsAndInvalidate(t *testing.T) {
 	}
 	if s := o.get("/settings").body; !strings.Contains(s, "restore-drill") {
 		t.Error("the new attestation is not listed")
+	}
+	// Its document downloads, as stored, by its hash; nothing else does.
+	sum := sha256.Sum256([]byte("%PDF restore drill"))
+	doc := "/documents/" + hex.EncodeToString(sum[:])
+	if r := o.get(doc); r.code != http.StatusOK || r.body != "%PDF restore drill" || !strings.Contains(r.hdr.Get("Content-Disposition"), "attachment") {
+		t.Errorf("document download: %d %q %v", r.code, r.body, r.hdr)
+	}
+	if r := o.get("/documents/" + strings.Repeat("0", 64)); r.code != http.StatusNotFound {
+		t.Errorf("unknown document: %d", r.code)
 	}
 	// A scan stored behind the dashboard's back shows after Invalidate.
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/vigilhq/vigil/evidence"
+	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/reports"
 	"github.com/vigilhq/vigil/users"
 )
@@ -88,4 +89,42 @@ func (s *server) report(c *gin.Context) {
 	}
 	attachment(c, kind+"-"+asOf.UTC().Format(time.DateOnly)+"."+format)
 	c.Data(http.StatusOK, reportTypes[format], buf.Bytes())
+}
+
+// document sends an attestation's attached document (a sign-in sheet, a
+// signed BAA) to whoever may see that attestation and export: only a
+// document some visible attestation names is served, checked against its
+// SHA-256 on the way out, as a download, and the download is audit-logged.
+func (s *server) document(c *gin.Context) {
+	t, v, p, ok := s.current(c)
+	if !ok {
+		return
+	}
+	if !p.Role.Grants(users.PermExport) {
+		s.notAllowed(c)
+		return
+	}
+	sum := c.Param("sha256")
+	var att *observe.Attestation
+	for i := range v.snap.Attestations {
+		a := &v.snap.Attestations[i]
+		if a.Document == sum && p.Scope().AllowsLocation(a.Location) {
+			att = a
+			break
+		}
+	}
+	if att == nil || sum == "" {
+		c.String(http.StatusNotFound, "no such document\n")
+		return
+	}
+	b, err := t.Documents.Open(sum)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !s.audit(c, users.ActionExport, "document:"+sum, att.Kind+" "+att.At.UTC().Format(time.DateOnly)) {
+		return
+	}
+	attachment(c, att.Kind+"-"+att.At.UTC().Format(time.DateOnly)+"-"+sum[:12])
+	c.Data(http.StatusOK, http.DetectContentType(b), b)
 }
