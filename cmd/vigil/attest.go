@@ -153,9 +153,8 @@ func runAttestList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"oldest first.\n\nExit codes: 0 listed; 2 could not read.",
 		"vigil attest list --config vigil.yaml --format json", stderr)
 	var (
-		cfgPath = fs.String("config", "", "configuration file (required)")
-		db      = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		format  = fs.String("format", "text", "output format: text or json")
+		cfgPath, db = storeFlags(fs)
+		format      = fs.String("format", "text", "output format: text or json")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code
@@ -217,10 +216,9 @@ func runAttestDue(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"1 something expired or missing; 2 could not run.",
 		"vigil attest due --config vigil.yaml --within 45d", stderr)
 	var (
-		cfgPath = fs.String("config", "", "configuration file (required)")
-		db      = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		within  = fs.String("within", "30d", "warn this long before expiry: days (45d) or a Go duration (720h)")
-		format  = fs.String("format", "text", "output format: text or json")
+		cfgPath, db = storeFlags(fs)
+		within      = fs.String("within", "30d", "warn this long before expiry: days (45d) or a Go duration (720h)")
+		format      = fs.String("format", "text", "output format: text or json")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code

@@ -19,11 +19,10 @@ func runControls(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		"Exit codes: 0 printed (whatever the statuses); 2 could not read the store or config.",
 		"vigil controls --config vigil.yaml --location downtown --framework hipaa", stderr)
 	var (
-		cfgPath   = fs.String("config", "", "configuration file (required)")
-		db        = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		location  = fs.String("location", "", "show one location's status (default: the organisation's roll-up)")
-		framework = fs.String("framework", "", "only controls of this framework: hipaa, cpg, insurance or state")
-		format    = fs.String("format", "text", "text or json")
+		cfgPath, db = storeFlags(fs)
+		location    = fs.String("location", "", "show one location's status (default: the organisation's roll-up)")
+		framework   = fs.String("framework", "", "only controls of this framework: hipaa, cpg, insurance or state")
+		format      = fs.String("format", "text", "text or json")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code

@@ -34,12 +34,11 @@ func runFindingsList(ctx context.Context, args []string, stdout, stderr io.Write
 		"whose expiry passed shows open.\n\nExit codes: 0 printed; 2 could not read.",
 		"vigil findings list --config vigil.yaml --status open --severity high", stderr)
 	var (
-		cfgPath  = fs.String("config", "", "configuration file (required)")
-		db       = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		format   = fs.String("format", "text", "text or json")
-		severity = fs.String("severity", "", "only findings at or above this severity")
-		locs     multiFlag
-		statuses multiFlag
+		cfgPath, db = storeFlags(fs)
+		format      = fs.String("format", "text", "text or json")
+		severity    = fs.String("severity", "", "only findings at or above this severity")
+		locs        multiFlag
+		statuses    multiFlag
 	)
 	fs.Var(&locs, "location", "only this location (repeatable; \"\" is not a location: organisation-wide findings show with -)")
 	fs.Var(&statuses, "status", "only these statuses: open, resolved, accepted, false-positive (repeatable)")
@@ -114,12 +113,11 @@ func decideVerb(status observe.Status) func(context.Context, []string, io.Writer
 		}
 		fs := newFlags("findings "+name, synopsis+"\n\n"+what+"\n\nExit codes: 0 recorded; 2 bad input or could not record.", example, stderr)
 		var (
-			cfgPath = fs.String("config", "", "configuration file (required)")
-			db      = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-			by      = fs.String("by", "", "who decides (required)")
-			reason  = fs.String("reason", "", "why (required)")
-			until   = fs.String("until", "", "YYYY-MM-DD the decision ends (accept, false-positive)")
-			forDur  = fs.String("for", "", "days the decision lasts, e.g. 90 (accept, false-positive)")
+			cfgPath, db = storeFlags(fs)
+			by          = fs.String("by", "", "who decides (required)")
+			reason      = fs.String("reason", "", "why (required)")
+			until       = fs.String("until", "", "YYYY-MM-DD the decision ends (accept, false-positive)")
+			forDur      = fs.String("for", "", "days the decision lasts, e.g. 90 (accept, false-positive)")
 		)
 		id, rest := splitID(args)
 		if done, code := parseFlags(fs, rest); done {
@@ -216,10 +214,9 @@ func runFindingsTTR(ctx context.Context, args []string, stdout, stderr io.Writer
 		"Exit codes: 0 printed; 2 could not read.",
 		"vigil findings ttr --config vigil.yaml --since 2026-01-01", stderr)
 	var (
-		cfgPath = fs.String("config", "", "configuration file (required)")
-		db      = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		format  = fs.String("format", "text", "text or json")
-		since   = fs.String("since", "", "only exposures opened on or after this date")
+		cfgPath, db = storeFlags(fs)
+		format      = fs.String("format", "text", "text or json")
+		since       = fs.String("since", "", "only exposures opened on or after this date")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code

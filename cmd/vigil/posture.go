@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -19,6 +20,13 @@ import (
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/dbmove"
 )
+
+// storeFlags declares --config and --db the same way for every command
+// that reads or writes the store.
+func storeFlags(fs *flag.FlagSet) (cfgPath, db *string) {
+	return fs.String("config", "", "configuration file (required)"),
+		fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db, or postgres://...)")
+}
 
 // storeURL is --db, or the data directory's SQLite file when it is empty.
 func storeURL(cfg *config.Config, db string) string {

@@ -33,10 +33,9 @@ func runRiskList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		"Exit codes: 0 no open risk is overdue; 1 at least one is; 2 could not read.",
 		"vigil risk list --config vigil.yaml --format csv > register.csv", stderr)
 	var (
-		cfgPath = fs.String("config", "", "configuration file (required)")
-		db      = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		format  = fs.String("format", "text", "text, json or csv")
-		all     = fs.Bool("all", false, "include closed risks")
+		cfgPath, db = storeFlags(fs)
+		format      = fs.String("format", "text", "text, json or csv")
+		all         = fs.Bool("all", false, "include closed risks")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code

@@ -20,9 +20,8 @@ func runTrace(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		"Exit codes: 0 printed; 2 unknown id or could not read.",
 		"vigil trace control 'hipaa:164.312(d)' --config vigil.yaml", stderr)
 	var (
-		cfgPath = fs.String("config", "", "configuration file (required)")
-		db      = fs.String("db", "", "store URL (default sqlite:///<data_dir>/vigil.db)")
-		format  = fs.String("format", "text", "text or json")
+		cfgPath, db = storeFlags(fs)
+		format      = fs.String("format", "text", "text or json")
 	)
 	var what, id string
 	rest := args
