@@ -44,7 +44,10 @@ type Run struct {
 	Config    *config.Config
 	Locations []string // ids; empty means every location
 	Scanner   LocationScanner
-	Rules     *rules.Engine
+	// Rules judge what the scan saw. A site agent leaves it nil: the
+	// server evaluates the rules centrally (Evaluate) over what the agent
+	// pushed, and the scan is finished with no findings here.
+	Rules *rules.Engine
 	Store     Store
 	Logger    *slog.Logger
 	Version   string
@@ -262,27 +265,11 @@ func (r *Run) Do(ctx context.Context) (*Result, error) {
 	res.Interrupted = ctx.Err() != nil
 	scan.FinishedAt = now().UTC()
 	scan.Complete = len(scan.Errors) == 0 && !res.Interrupted
-	var roster *csvidentity.Roster
-	if hasAccounts(all) && r.Config.Roster != "" {
-		ro, rowErrs, err := csvidentity.LoadRoster(ctx, r.Config.Roster)
-		if err = errors.Join(append([]error{err}, rowErrs...)...); err != nil {
-			// Without the whole roster nobody can be judged a leaver, or
-			// cleared of being one: no identity source counts as read.
-			scan.SourceErrors = append(scan.SourceErrors, "roster: "+err.Error())
-			scan.Sources = slices.DeleteFunc(scan.Sources, func(s string) bool { return isIdentity(s) })
-		}
-		roster = ro
-	}
-	r.phase(PhaseRules)
-	all = accounts.Enrich(all, roster, accounts.SettingsFrom(r.Config), scan.FinishedAt)
-	findings := r.Rules.Evaluate(all, scan.FinishedAt)
-	for _, l := range locs {
-		if r.SkipNetwork {
-			break
-		}
-		m, fs := r.Rules.Segmentation(PolicyOf(r.Config, l), all, scan.FinishedAt)
-		res.Matrices = append(res.Matrices, m)
-		findings = append(findings, fs...)
+	var findings []observe.Finding
+	if r.Rules != nil {
+		r.phase(PhaseRules)
+		ev := Evaluate(ctx, r.Config, r.Rules, &scan, locs, all)
+		findings, res.Matrices = ev.Findings, ev.Matrices
 	}
 	r.phase(PhaseStore)
 	current, resolved, err := r.Store.FinishScan(storeCtx, scan, findings)
@@ -340,6 +327,44 @@ func (r *Run) collect(ctx context.Context, scan *observe.Scan) ([]observe.Observ
 		all = append(all, obs...)
 	}
 	return all, nil
+}
+
+// Evaluation is what the rules made of one scan's observations.
+type Evaluation struct {
+	Findings []observe.Finding
+	// Matrices are the reachability matrices, one per network-scanned
+	// location.
+	Matrices []observe.Matrix
+}
+
+// Evaluate runs the rules over everything a scan saw: accounts are
+// enriched (with the roster, when the configuration names one), the
+// engine judges the observations, and each of locs gets its segmentation
+// verdict. A roster that cannot be read is recorded in scan.SourceErrors
+// and the identity sources are dropped from scan.Sources, so nobody is
+// judged a leaver, or cleared of being one, without it. vigil scan and
+// the server finishing an agent's scan both call it.
+func Evaluate(ctx context.Context, cfg *config.Config, engine *rules.Engine, scan *observe.Scan, locs []*config.Location, all []observe.Observation) Evaluation {
+	var roster *csvidentity.Roster
+	if hasAccounts(all) && cfg.Roster != "" {
+		ro, rowErrs, err := csvidentity.LoadRoster(ctx, cfg.Roster)
+		if err = errors.Join(append([]error{err}, rowErrs...)...); err != nil {
+			scan.SourceErrors = append(scan.SourceErrors, "roster: "+err.Error())
+			scan.Sources = slices.DeleteFunc(scan.Sources, func(s string) bool { return isIdentity(s) })
+		}
+		roster = ro
+	}
+	all = accounts.Enrich(all, roster, accounts.SettingsFrom(cfg), scan.FinishedAt)
+	ev := Evaluation{Findings: engine.Evaluate(all, scan.FinishedAt)}
+	for _, l := range locs {
+		if !slices.Contains(scan.Locations, l.ID) {
+			continue
+		}
+		m, fs := engine.Segmentation(PolicyOf(cfg, l), all, scan.FinishedAt)
+		ev.Matrices = append(ev.Matrices, m)
+		ev.Findings = append(ev.Findings, fs...)
+	}
+	return ev
 }
 
 func hasAccounts(obs []observe.Observation) bool {
