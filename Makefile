@@ -39,7 +39,7 @@ fuzz:
 	$(GO) test ./scanner  -run '^$$' -fuzz FuzzNucleiResultJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./reports  -run '^$$' -fuzz FuzzLoadBaseline   -fuzztime $(FUZZTIME)
 	$(GO) test ./store    -run '^$$' -fuzz FuzzParseURL       -fuzztime $(FUZZTIME)
-	$(GO) test ./agent/protocol -run '^$$$$' -fuzz FuzzParseToken -fuzztime $(FUZZTIME)
+	$(GO) test ./agent/protocol -run '^$$' -fuzz FuzzParseToken -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzRead$$ -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzReadRoster -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/ldapidentity -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
