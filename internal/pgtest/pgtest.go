@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,17 +73,13 @@ func URL(t testing.TB) string {
 		}
 		t.Skipf("PostgreSQL not available (apt-get install postgresql; set %s=1 to make this a failure): %v", RequireEnv, initErr)
 	}
-	name := "t_" + randomHex(6)
-	admin, err := sql.Open("pgx", shared.url("postgres"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url, err := shared.CreateDB(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
+	name := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
 	t.Cleanup(func() {
 		admin, err := sql.Open("pgx", shared.url("postgres"))
 		if err != nil {
@@ -93,7 +90,21 @@ func URL(t testing.TB) string {
 		defer cancel()
 		_, _ = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	return shared.url(name)
+	return url
+}
+
+// CreateDB creates a new, empty database on s and returns its URL.
+func (s *Server) CreateDB(ctx context.Context) (string, error) {
+	name := "t_" + randomHex(6)
+	admin, err := sql.Open("pgx", s.url("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return s.url(name), nil
 }
 
 func (s *Server) url(db string) string {
