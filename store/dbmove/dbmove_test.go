@@ -41,6 +41,20 @@ func TestMoveSQLiteToPostgresAndBack(t *testing.T) {
 	if _, err := src.AddRiskTreatment(ctx, observe.RiskTreatment{Risk: "r@downtown", By: "dr. lee", Owner: "it", Treatment: observe.TreatMitigate}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A site agent, its burnt token and a batch it pushed.
+	if err := src.CreateEnrollToken(ctx, store.EnrollToken{Hash: "tokenhash", Location: "downtown", CreatedBy: "it@msp", ExpiresAt: storetest.At(72)}); err != nil {
+		t.Fatal(err)
+	}
+	ag, err := src.EnrollAgent(ctx, "tokenhash", store.Agent{Hostname: "sensor", PublicKey: make([]byte, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.RecordHeartbeat(ctx, ag.ID, store.AgentHealth{Version: "1", QueueDepth: 2, QueueBytes: 3 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.BeginAgentScan(ctx, ag.ID, "as:0", observe.Scan{ID: "as", StartedAt: storetest.At(50), Locations: []string{"downtown"}}); err != nil {
+		t.Fatal(err)
+	}
 	want := snapshot(t, src)
 	srcSum, err := storetest.VerifyExport(t, src, key)
 	if err != nil {
@@ -54,7 +68,8 @@ func TestMoveSQLiteToPostgresAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Rows["evidence_log"] == 0 || rep.Rows["observations"] != 5 || rep.Rows["attestations"] != 1 || len(tables) < 9 {
+	if rep.Rows["evidence_log"] == 0 || rep.Rows["observations"] != 5 || rep.Rows["attestations"] != 1 || len(tables) < 12 ||
+		rep.Rows["agents"] != 1 || rep.Rows["agent_tokens"] != 1 || rep.Rows["agent_batches"] != 1 {
 		t.Errorf("report = %+v, progress %v", rep, tables)
 	}
 	pg, err := postgres.Open(ctx, pgURL, postgres.WithEvidenceKey(key))
@@ -100,6 +115,8 @@ type state struct {
 	Attestations []observe.Attestation
 	Treatments   []observe.RiskTreatment
 	Scans        []observe.Scan
+	Agents       []store.Agent
+	Tokens       []store.EnrollToken
 }
 
 func snapshot(t *testing.T, s storetest.Backend) state {
@@ -123,6 +140,12 @@ func snapshot(t *testing.T, s storetest.Backend) state {
 		t.Fatal(err)
 	}
 	if st.Scans, err = s.Scans(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if st.Agents, err = s.Agents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st.Tokens, err = s.EnrollTokens(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return st

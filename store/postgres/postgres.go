@@ -36,7 +36,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store      = (*Store)(nil)
+	_ store.AgentStore = (*Store)(nil)
+)
 
 type options struct {
 	now         func() time.Time

@@ -23,6 +23,7 @@ import (
 // Backend is a store as one backend opens it.
 type Backend interface {
 	store.Store
+	store.AgentStore
 	AddAttestation(ctx context.Context, r observe.Attestation) (observe.Attestation, error)
 	CorrectAttestation(ctx context.Context, supersedes string, r observe.Attestation) (observe.Attestation, error)
 	Attestations(ctx context.Context) ([]observe.Attestation, error)
@@ -87,6 +88,7 @@ var tests = []func(*testing.T, *Harness){
 	testAttestationsRoundTrip, testAttestationsAreAppendOnly, testAttestationsInEvidenceLog,
 	testEvidenceLogsEveryWrite, testEvidenceTablesAreAppendOnly, testEvidenceTamperedInDatabaseIsNamed,
 	testEvidenceRollsBackWithTheWrite, testEvidenceWithoutKeyThenWithKey,
+	testAgentEnrollment, testAgentHeartbeatAndRevocation, testAgentBatchesAreIdempotent,
 }
 
 // open opens the database at loc and closes it when the test ends.

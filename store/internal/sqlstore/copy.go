@@ -20,6 +20,9 @@ var copyTables = []struct{ name, order string }{
 	{"attestations", "recorded_at, id"},
 	{"risk_treatments", "recorded_at, id"},
 	{"alert_deliveries", "channel, alert_key"},
+	{"agents", "enrolled_at, id"},
+	{"agent_tokens", "created_at, hash"},
+	{"agent_batches", "received_at, agent_id, batch_id"},
 }
 
 // CopyReport is what a move copied.

@@ -311,6 +311,57 @@ var migrations = []migration{
 		sqlite:   nil,
 		postgres: nil,
 	},
+	{version: 8, name: "site agents: enrollment tokens, agents, agent batches", stmts: []string{
+		// One-time enrollment tokens (package agent/protocol, docs/agent.md):
+		// only the SHA-256 of the secret is kept. A token is burnt (used_at,
+		// agent_id) in the transaction that records its agent.
+		`CREATE TABLE agent_tokens (
+			hash       TEXT PRIMARY KEY,               -- hex SHA-256 of the token's secret
+			location   TEXT NOT NULL,
+			created_by TEXT NOT NULL DEFAULT '',
+			created_at TEXT NOT NULL,
+			expires_at TEXT NOT NULL,
+			used_at    TEXT,                           -- NULL until an agent enrolled with it
+			agent_id   TEXT                            -- the agent that did
+		)`,
+		// Enrolled agents: the key they sign with, and what their last
+		// heartbeat said. A revoked agent stays, so its history reads.
+		`CREATE TABLE agents (
+			id                 TEXT PRIMARY KEY,
+			location           TEXT NOT NULL,
+			hostname           TEXT NOT NULL DEFAULT '',
+			public_key         TEXT NOT NULL,          -- hex Ed25519 public key
+			enrolled_by        TEXT NOT NULL DEFAULT '', -- who created the token
+			enrolled_at        TEXT NOT NULL,
+			revoked_at         TEXT,
+			revoked_by         TEXT NOT NULL DEFAULT '',
+			last_seen          TEXT,
+			version            TEXT NOT NULL DEFAULT '',
+			queue_depth        INTEGER NOT NULL DEFAULT 0,
+			queue_bytes        INTEGER NOT NULL DEFAULT 0,
+			last_scan_id       TEXT NOT NULL DEFAULT '',
+			last_scan_at       TEXT,
+			assignment_version TEXT NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX agents_location ON agents (location, enrolled_at)`,
+		// The batches each agent pushed, recorded in the transaction that
+		// stored what they carried: a retried batch is found here and
+		// acknowledged without being stored twice. The begin batch of a
+		// scan also says which agent owns the scan.
+		`CREATE TABLE agent_batches (
+			agent_id    TEXT NOT NULL REFERENCES agents (id),
+			batch_id    TEXT NOT NULL,                 -- protocol.Batch.ID
+			scan_id     TEXT NOT NULL,
+			kind        TEXT NOT NULL,                 -- begin|observations|finish
+			received_at TEXT NOT NULL,
+			PRIMARY KEY (agent_id, batch_id)
+		)`,
+		`CREATE INDEX agent_batches_scan ON agent_batches (scan_id, kind)`,
+	},
+		sqlite: nil,
+		// INTEGER is 32-bit in PostgreSQL; a spool's size may not be.
+		postgres: []string{`ALTER TABLE agents ALTER COLUMN queue_bytes TYPE BIGINT`},
+	},
 }
 
 // zeroHash is the prev_hash of entry 1.

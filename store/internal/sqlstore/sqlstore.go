@@ -232,6 +232,12 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 	if len(obs) == 0 {
 		return nil
 	}
+	return d.addObservations(ctx, scanID, obs, nil)
+}
+
+// addObservations is AddObservations with pre, when not nil, run first in
+// its transaction: an error from pre rolls everything back.
+func (d *DB) addObservations(ctx context.Context, scanID string, obs []observe.Observation, pre func(*sql.Tx) error) error {
 	attrs := make([]any, len(obs))
 	for i, o := range obs {
 		if len(o.Attrs) == 0 {
@@ -244,6 +250,11 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 		attrs[i] = s
 	}
 	err := d.write(ctx, func(tx *sql.Tx) error {
+		if pre != nil {
+			if err := pre(tx); err != nil {
+				return err
+			}
+		}
 		exists, finished, err := scanState(ctx, tx, scanID)
 		switch {
 		case err != nil:
@@ -447,6 +458,12 @@ type eventRow struct {
 // seen, resolved or reopened is scan.FinishedAt (now, if unset). The
 // evidence log gets a scan entry and one finding-event entry per event.
 func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, err error) {
+	return d.finishScan(ctx, scan, findings, nil)
+}
+
+// finishScan is FinishScan with pre, when not nil, run first in its
+// transaction: an error from pre rolls everything back.
+func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding, pre func(*sql.Tx) error) (current, resolved []observe.Finding, err error) {
 	if scan.ID == "" {
 		return nil, nil, d.errorf("finish scan: empty scan id")
 	}
@@ -505,6 +522,11 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 	}
 
 	err = d.write(ctx, func(tx *sql.Tx) error {
+		if pre != nil {
+			if err := pre(tx); err != nil {
+				return err
+			}
+		}
 		// 0. Decisions that ran out by the scan's end reopen first, so the
 		// scan sees them again or resolves them like any open finding.
 		if _, err := d.expireDecisions(ctx, tx, t); err != nil {

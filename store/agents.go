@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vigilhq/vigil/observe"
+)
+
+// Enrollment refusals: EnrollAgent wraps one of these, so the server can
+// tell the agent why (and the administrator what to do: make a new token).
+var (
+	ErrTokenUnknown = errors.New("enrollment token unknown")
+	ErrTokenUsed    = errors.New("enrollment token already used")
+	ErrTokenExpired = errors.New("enrollment token expired")
+)
+
+// ErrAgentRevoked is returned when a revoked agent tries to write.
+var ErrAgentRevoked = errors.New("agent revoked")
+
+// ErrForeignScan is returned when an agent writes to a scan it did not
+// begin (the server's own, or another agent's).
+var ErrForeignScan = errors.New("scan belongs to someone else")
+
+// EnrollToken is a one-time enrollment token as the store keeps it: the
+// SHA-256 of its secret, never the secret.
+type EnrollToken struct {
+	Hash      string    `json:"hash"`
+	Location  string    `json:"location"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// UsedAt and AgentID are set once an agent enrolled with it.
+	UsedAt  time.Time `json:"used_at,omitzero"`
+	AgentID string    `json:"agent_id,omitempty"`
+}
+
+// Agent is an enrolled site agent and what it last said about itself.
+type Agent struct {
+	ID        string `json:"id"`
+	Location  string `json:"location"`
+	Hostname  string `json:"hostname"`
+	PublicKey []byte `json:"public_key"` // ed25519.PublicKey
+	// EnrolledBy is who created the token it enrolled with.
+	EnrolledBy string    `json:"enrolled_by,omitempty"`
+	EnrolledAt time.Time `json:"enrolled_at"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+	RevokedBy  string    `json:"revoked_by,omitempty"`
+	// LastSeen is the last heartbeat or batch.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	AgentHealth
+}
+
+// Revoked reports whether the agent was revoked.
+func (a Agent) Revoked() bool { return !a.RevokedAt.IsZero() }
+
+// AgentHealth is what an agent's heartbeat reports.
+type AgentHealth struct {
+	Version           string    `json:"version,omitempty"`
+	QueueDepth        int       `json:"queue_depth"`
+	QueueBytes        int64     `json:"queue_bytes"`
+	LastScanID        string    `json:"last_scan_id,omitempty"`
+	LastScanAt        time.Time `json:"last_scan_at,omitzero"`
+	AssignmentVersion string    `json:"assignment_version,omitempty"`
+}
+
+// AgentStore keeps site agents, their enrollment tokens and the batches
+// they pushed. Both backends implement it. The batch methods are
+// idempotent by (agent, batch id): a batch already applied reports
+// duplicate and stores nothing.
+type AgentStore interface {
+	// CreateEnrollToken stores a token (its hash) for a location.
+	CreateEnrollToken(ctx context.Context, t EnrollToken) error
+	// EnrollTokens lists the tokens, newest first.
+	EnrollTokens(ctx context.Context) ([]EnrollToken, error)
+	// EnrollAgent burns the token with this hash and records the agent in
+	// one transaction; a used, expired or unknown token wraps
+	// ErrTokenUsed, ErrTokenExpired or ErrTokenUnknown. The agent gets a
+	// new id and the token's location.
+	EnrollAgent(ctx context.Context, tokenHash string, a Agent) (Agent, error)
+	// Agent returns one agent; an unknown id is ErrNotFound.
+	Agent(ctx context.Context, id string) (Agent, error)
+	// Agents lists every agent, revoked ones too, by location.
+	Agents(ctx context.Context) ([]Agent, error)
+	// RevokeAgent revokes an agent for good (again: no change).
+	RevokeAgent(ctx context.Context, id, by string) (Agent, error)
+	// RecordHeartbeat notes that the agent was heard from with h.
+	RecordHeartbeat(ctx context.Context, id string, h AgentHealth) error
+	// AgentBatchApplied reports whether the agent's batch was applied.
+	AgentBatchApplied(ctx context.Context, agentID, batchID string) (bool, error)
+	// BeginAgentScan begins the agent's scan unless it exists already
+	// (then only the batch is recorded); a scan someone else began is
+	// ErrForeignScan.
+	BeginAgentScan(ctx context.Context, agentID, batchID string, scan observe.Scan) (duplicate bool, err error)
+	// AddAgentObservations adds observations to the agent's running scan
+	// and records the batch in the same transaction.
+	AddAgentObservations(ctx context.Context, agentID, batchID, scanID string, obs []observe.Observation) (duplicate bool, err error)
+	// FinishAgentScan finishes the agent's scan as FinishScan does and
+	// records the batch in the same transaction; a scan already finished
+	// is a duplicate.
+	FinishAgentScan(ctx context.Context, agentID, batchID string, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, duplicate bool, err error)
+}

@@ -1,0 +1,428 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/store"
+)
+
+// errDuplicate rolls back the transaction of a batch that was already
+// applied; the caller reports it as a duplicate, not an error.
+var errDuplicate = errors.New("batch already applied")
+
+// Batch kinds as agent_batches records them (protocol.Batch.Kind).
+const (
+	batchBegin        = "begin"
+	batchObservations = "observations"
+	batchFinish       = "finish"
+)
+
+// CreateEnrollToken stores a one-time enrollment token (its hash).
+func (d *DB) CreateEnrollToken(ctx context.Context, t store.EnrollToken) error {
+	if t.Hash == "" || t.Location == "" || t.ExpiresAt.IsZero() {
+		return d.errorf("create enrollment token: hash, location and expiry are required")
+	}
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = d.now()
+	}
+	err := d.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO agent_tokens (hash, location, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+			t.Hash, t.Location, t.CreatedBy, formatTime(t.CreatedAt), formatTime(t.ExpiresAt))
+		return err
+	})
+	if err != nil {
+		return d.errorf("create enrollment token for %s: %w", t.Location, err)
+	}
+	return nil
+}
+
+// EnrollTokens lists the enrollment tokens, newest first.
+func (d *DB) EnrollTokens(ctx context.Context) ([]store.EnrollToken, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT hash, location, created_by, created_at, expires_at, used_at, agent_id
+		FROM agent_tokens ORDER BY created_at DESC, hash`)
+	if err != nil {
+		return nil, d.errorf("enrollment tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.EnrollToken
+	for rows.Next() {
+		var (
+			t                  store.EnrollToken
+			created, expires   string
+			used, agent        sql.NullString
+			errCreated, errExp error
+		)
+		if err := rows.Scan(&t.Hash, &t.Location, &t.CreatedBy, &created, &expires, &used, &agent); err != nil {
+			return nil, d.errorf("enrollment tokens: %w", err)
+		}
+		t.CreatedAt, errCreated = parseTime(created)
+		t.ExpiresAt, errExp = parseTime(expires)
+		if err := errors.Join(errCreated, errExp, parseNullTime(used, &t.UsedAt)); err != nil {
+			return nil, d.errorf("enrollment tokens: %w", err)
+		}
+		t.AgentID = agent.String
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.errorf("enrollment tokens: %w", err)
+	}
+	return out, nil
+}
+
+// EnrollAgent burns the token and records the agent in one transaction;
+// see store.AgentStore.
+func (d *DB) EnrollAgent(ctx context.Context, tokenHash string, a store.Agent) (store.Agent, error) {
+	now := d.now()
+	id, err := newAgentID()
+	if err != nil {
+		return store.Agent{}, d.errorf("enroll agent: %w", err)
+	}
+	err = d.write(ctx, func(tx *sql.Tx) error {
+		var (
+			loc, by, expires string
+			used             sql.NullString
+		)
+		err := tx.QueryRowContext(ctx, `SELECT location, created_by, expires_at, used_at FROM agent_tokens WHERE hash = $1`, tokenHash).
+			Scan(&loc, &by, &expires, &used)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return store.ErrTokenUnknown
+		case err != nil:
+			return err
+		case used.Valid:
+			return store.ErrTokenUsed
+		}
+		exp, err := parseTime(expires)
+		if err != nil {
+			return err
+		}
+		if !now.Before(exp) {
+			return store.ErrTokenExpired
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE agent_tokens SET used_at = $2, agent_id = $3 WHERE hash = $1 AND used_at IS NULL`,
+			tokenHash, formatTime(now), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return store.ErrTokenUsed
+		}
+		a.ID, a.Location, a.EnrolledBy, a.EnrolledAt, a.LastSeen = id, loc, by, now, now
+		a.RevokedAt, a.RevokedBy = time.Time{}, ""
+		_, err = tx.ExecContext(ctx, `INSERT INTO agents (id, location, hostname, public_key, enrolled_by, enrolled_at, last_seen, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $6, $7)`,
+			a.ID, a.Location, a.Hostname, hex.EncodeToString(a.PublicKey), a.EnrolledBy, formatTime(now), a.Version)
+		return err
+	})
+	if err != nil {
+		return store.Agent{}, d.errorf("enroll agent: %w", err)
+	}
+	return a, nil
+}
+
+func newAgentID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "ag-" + hex.EncodeToString(b[:]), nil
+}
+
+const agentCols = `id, location, hostname, public_key, enrolled_by, enrolled_at, revoked_at, revoked_by, last_seen,
+	version, queue_depth, queue_bytes, last_scan_id, last_scan_at, assignment_version`
+
+func scanAgent(r rowScanner) (store.Agent, error) {
+	var (
+		a                           store.Agent
+		key, enrolled               string
+		revoked, lastSeen, lastScan sql.NullString
+	)
+	if err := r.Scan(&a.ID, &a.Location, &a.Hostname, &key, &a.EnrolledBy, &enrolled, &revoked, &a.RevokedBy, &lastSeen,
+		&a.Version, &a.QueueDepth, &a.QueueBytes, &a.LastScanID, &lastScan, &a.AssignmentVersion); err != nil {
+		return a, err
+	}
+	var err error
+	if a.PublicKey, err = hex.DecodeString(key); err != nil {
+		return a, fmt.Errorf("agent %s public key: %w", a.ID, err)
+	}
+	a.EnrolledAt, err = parseTime(enrolled)
+	if err = errors.Join(err, parseNullTime(revoked, &a.RevokedAt), parseNullTime(lastSeen, &a.LastSeen),
+		parseNullTime(lastScan, &a.LastScanAt)); err != nil {
+		return a, fmt.Errorf("agent %s: %w", a.ID, err)
+	}
+	return a, nil
+}
+
+// Agent returns one agent; an unknown id is store.ErrNotFound.
+func (d *DB) Agent(ctx context.Context, id string) (store.Agent, error) {
+	a, err := scanAgent(d.db.QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, d.errorf("agent %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return a, d.errorf("agent %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// Agents lists every agent by location, then by enrollment.
+func (d *DB) Agents(ctx context.Context) ([]store.Agent, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT `+agentCols+` FROM agents ORDER BY location, enrolled_at, id`)
+	if err != nil {
+		return nil, d.errorf("agents: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Agent
+	for rows.Next() {
+		a, err := scanAgent(rows)
+		if err != nil {
+			return nil, d.errorf("agents: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, d.errorf("agents: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeAgent revokes the agent; revoking it again changes nothing.
+func (d *DB) RevokeAgent(ctx context.Context, id, by string) (store.Agent, error) {
+	err := d.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET revoked_at = $2, revoked_by = $3 WHERE id = $1 AND revoked_at IS NULL`,
+			id, formatTime(d.now()), by)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM agents WHERE id = $1`, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Agent{}, d.errorf("revoke agent %s: %w", id, err)
+	}
+	return d.Agent(ctx, id)
+}
+
+// RecordHeartbeat notes that the agent was heard from now, with h.
+func (d *DB) RecordHeartbeat(ctx context.Context, id string, h store.AgentHealth) error {
+	err := d.write(ctx, func(tx *sql.Tx) error {
+		if err := d.agentWritable(ctx, tx, id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen = $2, version = $3, queue_depth = $4, queue_bytes = $5,
+			last_scan_id = $6, last_scan_at = $7, assignment_version = $8 WHERE id = $1`,
+			id, formatTime(d.now()), h.Version, h.QueueDepth, h.QueueBytes, h.LastScanID, nullTime(h.LastScanAt), h.AssignmentVersion)
+		return err
+	})
+	if err != nil {
+		return d.errorf("heartbeat of agent %s: %w", id, err)
+	}
+	return nil
+}
+
+// agentWritable checks, inside a write, that the agent exists and is not
+// revoked: a revocation that lands between the server's check of the
+// request and its write still wins.
+func (d *DB) agentWritable(ctx context.Context, tx *sql.Tx, id string) error {
+	var revoked sql.NullString
+	err := tx.QueryRowContext(ctx, `SELECT revoked_at FROM agents WHERE id = $1`, id).Scan(&revoked)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("agent %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return err
+	case revoked.Valid:
+		return store.ErrAgentRevoked
+	}
+	return nil
+}
+
+// AgentBatchApplied reports whether the agent's batch was applied.
+func (d *DB) AgentBatchApplied(ctx context.Context, agentID, batchID string) (bool, error) {
+	var one int
+	err := d.db.QueryRowContext(ctx, `SELECT 1 FROM agent_batches WHERE agent_id = $1 AND batch_id = $2`, agentID, batchID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, d.errorf("batch %s of agent %s: %w", batchID, agentID, err)
+	}
+	return true, nil
+}
+
+// recordBatch runs first in a batch's transaction: it refuses a revoked
+// agent and a scan the agent does not own, returns errDuplicate for a
+// batch already applied, and records this one and the agent's last_seen.
+// begin is true for a scan's begin batch, which may create the scan.
+func (d *DB) recordBatch(ctx context.Context, tx *sql.Tx, agentID, batchID, scanID, kind string) error {
+	if err := d.agentWritable(ctx, tx, agentID); err != nil {
+		return err
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM agent_batches WHERE agent_id = $1 AND batch_id = $2`, agentID, batchID).Scan(&one)
+	switch {
+	case err == nil:
+		return errDuplicate
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	if kind != batchBegin {
+		if err := d.ownsScan(ctx, tx, agentID, scanID); err != nil {
+			return err
+		}
+	}
+	now := formatTime(d.now())
+	if _, err := tx.ExecContext(ctx, `INSERT INTO agent_batches (agent_id, batch_id, scan_id, kind, received_at) VALUES ($1, $2, $3, $4, $5)`,
+		agentID, batchID, scanID, kind, now); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE agents SET last_seen = $2 WHERE id = $1`, agentID, now)
+	return err
+}
+
+// ownsScan checks that agentID began scanID.
+func (d *DB) ownsScan(ctx context.Context, tx *sql.Tx, agentID, scanID string) error {
+	var owner string
+	err := tx.QueryRowContext(ctx, `SELECT agent_id FROM agent_batches WHERE scan_id = $1 AND kind = $2 ORDER BY received_at LIMIT 1`,
+		scanID, batchBegin).Scan(&owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		exists, _, err := scanState(ctx, tx, scanID)
+		if err != nil {
+			return err
+		}
+		if exists {
+			return store.ErrForeignScan
+		}
+		return store.ErrUnknownScan
+	case err != nil:
+		return err
+	case owner != agentID:
+		return store.ErrForeignScan
+	}
+	return nil
+}
+
+// BeginAgentScan begins the agent's scan, or records the batch only when
+// the scan exists already and is the agent's; see store.AgentStore.
+func (d *DB) BeginAgentScan(ctx context.Context, agentID, batchID string, scan observe.Scan) (bool, error) {
+	if scan.ID == "" {
+		return false, d.errorf("begin scan: empty scan id")
+	}
+	if scan.StartedAt.IsZero() {
+		scan.StartedAt = d.now()
+	}
+	locs, err := encodeJSON(scan.Locations, "[]")
+	if err != nil {
+		return false, d.errorf("begin scan %s: %w", scan.ID, err)
+	}
+	err = d.write(ctx, func(tx *sql.Tx) error {
+		if err := d.recordBatch(ctx, tx, agentID, batchID, scan.ID, batchBegin); err != nil {
+			return err
+		}
+		exists, _, err := scanState(ctx, tx, scan.ID)
+		if err != nil {
+			return err
+		}
+		if exists {
+			// A retried begin under a new batch id, or someone else's scan.
+			return d.ownsScanOtherThan(ctx, tx, agentID, batchID, scan.ID)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO scans (id, started_at, version, locations) VALUES ($1, $2, $3, $4)`,
+			scan.ID, formatTime(scan.StartedAt), scan.Version, locs)
+		return err
+	})
+	if errors.Is(err, errDuplicate) {
+		return true, nil
+	}
+	if err != nil {
+		return false, d.errorf("agent %s: begin scan %s: %w", agentID, scan.ID, err)
+	}
+	return false, nil
+}
+
+// ownsScanOtherThan checks that an existing scan was begun by agentID in
+// a batch before this one.
+func (d *DB) ownsScanOtherThan(ctx context.Context, tx *sql.Tx, agentID, batchID, scanID string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM agent_batches WHERE scan_id = $1 AND kind = $2 AND NOT (agent_id = $3 AND batch_id = $4)`,
+		scanID, batchBegin, agentID, batchID).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrForeignScan
+	}
+	return d.ownsScan(ctx, tx, agentID, scanID)
+}
+
+// AddAgentObservations adds observations to the agent's scan and records
+// the batch, in one transaction.
+func (d *DB) AddAgentObservations(ctx context.Context, agentID, batchID, scanID string, obs []observe.Observation) (bool, error) {
+	pre := func(tx *sql.Tx) error { return d.recordBatch(ctx, tx, agentID, batchID, scanID, batchObservations) }
+	var err error
+	if len(obs) == 0 {
+		err = d.write(ctx, pre)
+	} else {
+		err = d.addObservations(ctx, scanID, obs, pre)
+	}
+	if errors.Is(err, errDuplicate) {
+		return true, nil
+	}
+	if err != nil {
+		return false, d.errorf("agent %s: %w", agentID, err)
+	}
+	return false, nil
+}
+
+// FinishAgentScan finishes the agent's scan and records the batch, in one
+// transaction; a scan already finished is a duplicate.
+func (d *DB) FinishAgentScan(ctx context.Context, agentID, batchID string, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, duplicate bool, err error) {
+	pre := func(tx *sql.Tx) error {
+		if err := d.recordBatch(ctx, tx, agentID, batchID, scan.ID, batchFinish); err != nil {
+			return err
+		}
+		if _, finished, err := scanState(ctx, tx, scan.ID); err != nil {
+			return err
+		} else if finished {
+			return errDuplicate
+		}
+		return nil
+	}
+	current, resolved, err = d.finishScan(ctx, scan, findings, pre)
+	if errors.Is(err, errDuplicate) {
+		return nil, nil, true, nil
+	}
+	if err != nil {
+		return nil, nil, false, d.errorf("agent %s: %w", agentID, err)
+	}
+	return current, resolved, false, nil
+}
+
+func parseNullTime(s sql.NullString, into *time.Time) error {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	t, err := parseTime(s.String)
+	if err != nil {
+		return err
+	}
+	*into = t
+	return nil
+}

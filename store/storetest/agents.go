@@ -1,0 +1,202 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/store"
+)
+
+// clock is a settable test clock.
+type clock struct{ t atomic.Int64 }
+
+func newClock(t time.Time) *clock { c := &clock{}; c.set(t); return c }
+func (c *clock) set(t time.Time)  { c.t.Store(t.UnixNano()) }
+func (c *clock) now() time.Time   { return time.Unix(0, c.t.Load()).UTC() }
+
+func tokenT(t *testing.T, s Backend, hash, loc string, expires time.Time) {
+	t.Helper()
+	if err := s.CreateEnrollToken(context.Background(), store.EnrollToken{Hash: hash, Location: loc, CreatedBy: "it@msp", ExpiresAt: expires}); err != nil {
+		t.Fatalf("CreateEnrollToken: %v", err)
+	}
+}
+
+func enrollT(t *testing.T, s Backend, hash string) store.Agent {
+	t.Helper()
+	a, err := s.EnrollAgent(context.Background(), hash, store.Agent{Hostname: "sensor-1", PublicKey: bytes.Repeat([]byte{7}, 32), AgentHealth: store.AgentHealth{Version: "1.2.3"}})
+	if err != nil {
+		t.Fatalf("EnrollAgent: %v", err)
+	}
+	return a
+}
+
+// A token enrolls one agent, once, before it expires; the agent reads
+// back with its key and the token's location.
+func testAgentEnrollment(t *testing.T, h *Harness) {
+	c := newClock(at(0))
+	s := h.fresh(t, WithClock(c.now))
+	ctx := context.Background()
+	tokenT(t, s, "h1", "downtown", at(24))
+	tokenT(t, s, "h2", "uptown", at(1))
+
+	a := enrollT(t, s, "h1")
+	if a.ID == "" || a.Location != "downtown" || a.EnrolledBy != "it@msp" || !a.EnrolledAt.Equal(at(0)) || a.Revoked() {
+		t.Errorf("enrolled %+v", a)
+	}
+	got, err := s.Agent(ctx, a.ID)
+	if err != nil || got.Hostname != "sensor-1" || !bytes.Equal(got.PublicKey, a.PublicKey) || got.Version != "1.2.3" || !got.LastSeen.Equal(at(0)) {
+		t.Errorf("Agent(%s) = %+v, %v", a.ID, got, err)
+	}
+	if _, err := s.EnrollAgent(ctx, "h1", store.Agent{PublicKey: a.PublicKey}); !errors.Is(err, store.ErrTokenUsed) {
+		t.Errorf("second use of a token: %v, want ErrTokenUsed", err)
+	}
+	if _, err := s.EnrollAgent(ctx, "nope", store.Agent{PublicKey: a.PublicKey}); !errors.Is(err, store.ErrTokenUnknown) {
+		t.Errorf("unknown token: %v, want ErrTokenUnknown", err)
+	}
+	c.set(at(2))
+	if _, err := s.EnrollAgent(ctx, "h2", store.Agent{PublicKey: a.PublicKey}); !errors.Is(err, store.ErrTokenExpired) {
+		t.Errorf("expired token: %v, want ErrTokenExpired", err)
+	}
+	if _, err := s.Agent(ctx, "ag-missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown agent: %v", err)
+	}
+	toks, err := s.EnrollTokens(ctx)
+	if err != nil || len(toks) != 2 {
+		t.Fatalf("EnrollTokens = %+v, %v", toks, err)
+	}
+	for _, tk := range toks {
+		used := tk.Hash == "h1"
+		if used != (tk.AgentID == a.ID) || used == tk.UsedAt.IsZero() {
+			t.Errorf("token %+v: used %v", tk, used)
+		}
+	}
+	all, err := s.Agents(ctx)
+	if err != nil || len(all) != 1 || all[0].ID != a.ID {
+		t.Errorf("Agents = %+v, %v", all, err)
+	}
+}
+
+// A heartbeat records health; a revoked agent writes nothing more.
+func testAgentHeartbeatAndRevocation(t *testing.T, h *Harness) {
+	c := newClock(at(0))
+	s := h.fresh(t, WithClock(c.now))
+	ctx := context.Background()
+	tokenT(t, s, "h1", "downtown", at(24))
+	a := enrollT(t, s, "h1")
+
+	c.set(at(1))
+	hb := store.AgentHealth{Version: "1.2.4", QueueDepth: 3, QueueBytes: 5 << 30, LastScanID: "s9", LastScanAt: at(1).Add(-time.Minute), AssignmentVersion: "abc"}
+	if err := s.RecordHeartbeat(ctx, a.ID, hb); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Agent(ctx, a.ID)
+	if err != nil || got.AgentHealth != hb || !got.LastSeen.Equal(at(1)) {
+		t.Errorf("after heartbeat: %+v, %v; want %+v seen at %s", got, err, hb, at(1))
+	}
+
+	c.set(at(2))
+	r, err := s.RevokeAgent(ctx, a.ID, "owner@clinic")
+	if err != nil || !r.Revoked() || r.RevokedBy != "owner@clinic" || !r.RevokedAt.Equal(at(2)) {
+		t.Fatalf("RevokeAgent = %+v, %v", r, err)
+	}
+	c.set(at(3))
+	if again, err := s.RevokeAgent(ctx, a.ID, "someone else"); err != nil || !again.RevokedAt.Equal(at(2)) || again.RevokedBy != "owner@clinic" {
+		t.Errorf("revoking again: %+v, %v; want unchanged", again, err)
+	}
+	if _, err := s.RevokeAgent(ctx, "ag-missing", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("revoke unknown: %v", err)
+	}
+	if err := s.RecordHeartbeat(ctx, a.ID, hb); !errors.Is(err, store.ErrAgentRevoked) {
+		t.Errorf("heartbeat of a revoked agent: %v", err)
+	}
+	if _, err := s.BeginAgentScan(ctx, a.ID, "s1:0", observe.Scan{ID: "s1", Locations: []string{"downtown"}}); !errors.Is(err, store.ErrAgentRevoked) {
+		t.Errorf("batch of a revoked agent: %v", err)
+	}
+	if scans, _ := s.Scans(ctx, 0); len(scans) != 0 {
+		t.Errorf("a revoked agent's scan was stored: %+v", scans)
+	}
+}
+
+// Every batch is applied once, whatever the retries; an agent writes only
+// to scans it began.
+func testAgentBatchesAreIdempotent(t *testing.T, h *Harness) {
+	c := newClock(at(0))
+	s := h.fresh(t, WithClock(c.now))
+	ctx := context.Background()
+	tokenT(t, s, "h1", "downtown", at(24))
+	tokenT(t, s, "h2", "downtown", at(24))
+	a, b := enrollT(t, s, "h1"), enrollT(t, s, "h2")
+
+	scan := observe.Scan{ID: "as1", StartedAt: at(1), Version: "1.2.3", Locations: []string{"downtown"}}
+	for i, want := range []bool{false, true} {
+		if dup, err := s.BeginAgentScan(ctx, a.ID, "as1:0", scan); err != nil || dup != want {
+			t.Fatalf("begin #%d: duplicate %v, %v; want %v", i+1, dup, err, want)
+		}
+	}
+	// A begin retried under another id (an agent that lost its spool's
+	// sequence) is recorded without touching the scan.
+	if dup, err := s.BeginAgentScan(ctx, a.ID, "as1:0b", scan); err != nil || dup {
+		t.Errorf("begin under a new id: %v, %v", dup, err)
+	}
+	obs := serviceObs(3)
+	for i, want := range []bool{false, true, true} {
+		if dup, err := s.AddAgentObservations(ctx, a.ID, "as1:1", "as1", obs); err != nil || dup != want {
+			t.Fatalf("observations #%d: duplicate %v, %v; want %v", i+1, dup, err, want)
+		}
+	}
+	if applied, err := s.AgentBatchApplied(ctx, a.ID, "as1:1"); err != nil || !applied {
+		t.Errorf("AgentBatchApplied = %v, %v", applied, err)
+	}
+	if applied, _ := s.AgentBatchApplied(ctx, b.ID, "as1:1"); applied {
+		t.Error("another agent's batch counted as applied")
+	}
+	// Another agent, the same location: not its scan.
+	if _, err := s.AddAgentObservations(ctx, b.ID, "as1:2", "as1", obs); !errors.Is(err, store.ErrForeignScan) {
+		t.Errorf("observations into another agent's scan: %v", err)
+	}
+	if _, err := s.BeginAgentScan(ctx, b.ID, "as1:0", scan); !errors.Is(err, store.ErrForeignScan) {
+		t.Errorf("begin of another agent's scan: %v", err)
+	}
+	// The server's own scan is no agent's.
+	if err := s.BeginScan(ctx, observe.Scan{ID: "server", StartedAt: at(1), Locations: []string{"downtown"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddAgentObservations(ctx, a.ID, "server:1", "server", obs); !errors.Is(err, store.ErrForeignScan) {
+		t.Errorf("observations into the server's scan: %v", err)
+	}
+	if _, err := s.AddAgentObservations(ctx, a.ID, "nope:1", "nope", obs); !errors.Is(err, store.ErrUnknownScan) {
+		t.Errorf("observations into no scan: %v", err)
+	}
+	stored, err := s.Observations(ctx, "as1")
+	if err != nil || len(stored) != len(obs) {
+		t.Fatalf("stored %d observations, %v; want %d", len(stored), err, len(obs))
+	}
+
+	c.set(at(3))
+	scan.FinishedAt, scan.Complete = at(2), true
+	cur, _, dup, err := s.FinishAgentScan(ctx, a.ID, "as1:2", scan, []observe.Finding{rdp})
+	if err != nil || dup || len(cur) != 1 || cur[0].Status != observe.StatusOpen {
+		t.Fatalf("finish: %+v, dup %v, %v", cur, dup, err)
+	}
+	for _, id := range []string{"as1:2", "as1:3"} { // the same batch, and a finish of a finished scan
+		if cur, _, dup, err := s.FinishAgentScan(ctx, a.ID, id, scan, []observe.Finding{rdp, telnet}); err != nil || !dup || cur != nil {
+			t.Errorf("finish again as %s: %+v, dup %v, %v; want a duplicate", id, cur, dup, err)
+		}
+	}
+	if f := byID(t, s); len(f) != 1 {
+		t.Errorf("findings after repeated finishes: %d, want 1", len(f))
+	}
+	hist, err := s.FindingHistory(ctx, rdp.ID)
+	if err != nil || len(hist) != 1 {
+		t.Errorf("history %+v, %v; want one event", hist, err)
+	}
+	got, err := s.Agent(ctx, a.ID)
+	if err != nil || !got.LastSeen.Equal(at(3)) {
+		t.Errorf("last seen after a batch: %+v, %v; want %s", got.LastSeen, err, at(3))
+	}
+}
