@@ -280,6 +280,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes the duration as UnmarshalYAML reads it ("1h30m0s").
+func (d Duration) MarshalYAML() (any, error) { return d.Duration.String(), nil }
+
 // Defaults applied to unset scan settings.
 const (
 	DefaultRate           = 300
