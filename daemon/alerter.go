@@ -122,6 +122,12 @@ type AlerterOptions struct {
 	// hourly timer), before alerts are sent: the dashboard refreshes its
 	// snapshot of the tenant then.
 	Refreshed func(reason string)
+	// Queue, when set, is given every cycle the alerter would run itself
+	// (at start, after a scan, on the timer) instead: several replicas
+	// share the cycles through a job queue, which runs them one at a time
+	// with Cycle, so nothing is sent twice. Digests held for a window are
+	// still flushed by Run.
+	Queue func(reason string)
 }
 
 // Alerter turns one tenant's changes into alerts. Each cycle (at Run's
@@ -142,7 +148,8 @@ type Alerter struct {
 	plan     AlertPlan
 	notifier *alerts.Notifier
 
-	// Owned by Run's goroutine.
+	// cycleMu serialises cycles (Run's, or Cycle's from a queue's worker).
+	cycleMu    sync.Mutex
 	last       *posture.Snapshot
 	lastRemind time.Time
 	// cycled, in tests, hears the end of every cycle.
@@ -194,6 +201,10 @@ func (a *Alerter) current() (AlertPlan, *alerts.Notifier) {
 // blocks: requests made while a cycle runs fold into the next one, which
 // reads everything stored by then.
 func (a *Alerter) ScanStored() {
+	if a.opts.Queue != nil {
+		a.opts.Queue("scan")
+		return
+	}
 	select {
 	case a.kick <- struct{}{}:
 	default:
@@ -213,7 +224,7 @@ func (a *Alerter) cycleNow() {
 // runs the cycle a scan asked for, if any, and sends what is held for a
 // window, within grace, and returns.
 func (a *Alerter) Run(ctx context.Context, grace time.Duration) error {
-	a.cycle(ctx, "start")
+	a.request(ctx, "start")
 	expire := time.NewTicker(a.opts.ExpireEvery)
 	defer expire.Stop()
 	flush := time.NewTicker(a.opts.FlushEvery)
@@ -223,9 +234,9 @@ func (a *Alerter) Run(ctx context.Context, grace time.Duration) error {
 		case <-a.kick:
 			a.cycle(ctx, "scan")
 		case <-expire.C:
-			a.cycle(ctx, "timer")
+			a.request(ctx, "timer")
 		case <-a.tick:
-			a.cycle(ctx, "timer")
+			a.request(ctx, "timer")
 		case <-flush.C:
 			_, n := a.current()
 			if err := n.Flush(ctx, false); err != nil {
@@ -249,8 +260,25 @@ func (a *Alerter) Run(ctx context.Context, grace time.Duration) error {
 	}
 }
 
+// request runs a cycle, or hands it to the queue.
+func (a *Alerter) request(ctx context.Context, reason string) {
+	if a.opts.Queue != nil {
+		a.opts.Queue(reason)
+		return
+	}
+	a.cycle(ctx, reason)
+}
+
+// Cycle runs one cycle now, for a queue's worker (AlerterOptions.Queue):
+// expire the decisions that ran out, read the posture, compare it with
+// the previous cycle's, add the reminders, send what is new and what
+// earlier cycles owe. Cycles never overlap.
+func (a *Alerter) Cycle(ctx context.Context, reason string) { a.cycle(ctx, reason) }
+
 // cycle is one pass: expire, read, compare, remind, send.
 func (a *Alerter) cycle(ctx context.Context, reason string) {
+	a.cycleMu.Lock()
+	defer a.cycleMu.Unlock()
 	plan, n := a.current()
 	now := a.now()
 	reopened, err := a.opts.Store.ExpireDecisions(ctx, now)

@@ -2,8 +2,10 @@
 // configuration's cron schedules into jittered per-location scan jobs and
 // runs them in a bounded pool, one at a time per location, reloading the
 // configuration on request and draining on shutdown. When a job runs is
-// decided here; how it runs is a Runner's business, so the jobs can later
-// move onto a queue without the scheduling changing.
+// decided here; how it runs is a Runner's business. With a Queue (package
+// jobs, on River) the jobs run wherever a replica takes them: the schedule
+// is handed to the queue's elected leader, and Run executes what the queue
+// hands back here.
 package daemon
 
 import (
@@ -130,6 +132,27 @@ func (p Plan) has(loc string) bool {
 	return slices.Contains(p.Locations, loc) || (p.Organization && loc == Organization)
 }
 
+// Periodic is one (schedule, location) pair as a queue schedules it:
+// Schedule falls due at the schedule's times plus the location's jitter
+// (the same times the local clock would use), and Job is what to enqueue.
+type Periodic struct {
+	Job      Job
+	Schedule cron.Schedule
+}
+
+// Queue takes a scheduler's jobs when several replicas share the work:
+// the scheduler then only decides when (Schedule) and tracks what runs
+// here (Run); the queue decides where. Package jobs implements it on
+// River.
+type Queue interface {
+	// Schedule replaces the scheduler's periodic jobs.
+	Schedule(periodic []Periodic) error
+	// Enqueue queues one job now (ScanNow). It returns an error wrapping
+	// ErrBusy when the location already has a scan queued or running on
+	// any replica.
+	Enqueue(ctx context.Context, job Job) error
+}
+
 // LoadFunc loads and validates the configuration again and builds the
 // plan for it. An error leaves the running plan in place; when it is (or
 // wraps) config.Errors, each problem is logged with its file and line.
@@ -179,6 +202,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for progress and statistics; nil means time.Now.
 	Now func() time.Time
+	// Queue, when set, runs the jobs instead of the local clock and pool:
+	// the schedules go to Queue.Schedule, ScanNow to Queue.Enqueue, and
+	// the queue's workers call Run. MaxParallel is then the queue's
+	// business.
+	Queue Queue
 }
 
 // Progress is the state of a queued or running job.
@@ -254,8 +282,9 @@ type Scheduler struct {
 }
 
 type entry struct {
-	id  cron.EntryID
-	job PlannedJob
+	id    cron.EntryID
+	job   PlannedJob
+	sched cron.Schedule // jittered
 }
 
 // New returns a scheduler that has not started.
@@ -323,6 +352,7 @@ func (s *Scheduler) swap(plan Plan) {
 	s.entries = s.entries[:0]
 	s.plan = plan
 	runner := plan.Runner
+	var periodic []Periodic
 	for _, pj := range plan.Jobs() {
 		sched, err := cronParser.Parse(pj.Schedule)
 		if err != nil { // config.Load validated it; a plan built by hand may not be
@@ -337,14 +367,35 @@ func (s *Scheduler) swap(plan Plan) {
 		}
 		pj.Jitter = Jitter(pj.Location, sched, bound)
 		job := Job{Location: pj.Location, Trigger: TriggerSchedule, Schedule: pj.Schedule}
-		id := s.cron.Schedule(jittered{sched, pj.Jitter}, cron.FuncJob(func() {
+		js := jittered{sched, pj.Jitter}
+		if s.opts.Queue != nil {
+			periodic = append(periodic, Periodic{Job: job, Schedule: zoned{js, s.opts.TimeZone}})
+			s.entries = append(s.entries, entry{job: pj, sched: js})
+			continue
+		}
+		id := s.cron.Schedule(js, cron.FuncJob(func() {
 			j := job
 			j.Due = s.now()
 			_ = s.trigger(j, runner)
 		}))
-		s.entries = append(s.entries, entry{id: id, job: pj})
+		s.entries = append(s.entries, entry{id: id, job: pj, sched: js})
+	}
+	if s.opts.Queue != nil {
+		if err := s.opts.Queue.Schedule(periodic); err != nil {
+			s.log.Error("schedules not handed to the job queue", "error", err)
+		}
 	}
 }
+
+// zoned reads its schedule in a time zone whatever the zone of the time
+// it is asked about (a queue's clock may be in UTC).
+type zoned struct {
+	cron.Schedule
+	tz *time.Location
+}
+
+// Next implements cron.Schedule.
+func (z zoned) Next(t time.Time) time.Time { return z.Schedule.Next(t.In(z.tz)) }
 
 // cronParser reads schedules as config does: five fields or a descriptor
 // (@daily, @every 1h).
@@ -420,7 +471,67 @@ func (s *Scheduler) ScanNow(location string) error {
 	if !ok {
 		return fmt.Errorf("%w %q", ErrUnknownLocation, location)
 	}
-	return s.trigger(Job{Location: location, Trigger: TriggerManual, Due: s.now()}, runner)
+	job := Job{Location: location, Trigger: TriggerManual, Due: s.now()}
+	if q := s.opts.Queue; q != nil {
+		if err := s.Ready(); err != nil {
+			return ErrNotRunning
+		}
+		s.mu.Lock()
+		_, busy := s.active[location]
+		s.mu.Unlock()
+		if busy {
+			return fmt.Errorf("location %q: %w", location, ErrBusy)
+		}
+		return q.Enqueue(context.WithoutCancel(s.runCtx), job)
+	}
+	return s.trigger(job, runner)
+}
+
+// Run runs job here, now, with the running plan's runner, as the queue's
+// worker that took it: the job shows in Running and counts in Stats while
+// it runs. It returns an error wrapping ErrBusy when this scheduler is
+// already running the location, ErrNotRunning once Shutdown has begun,
+// and otherwise the runner's error. ctx is the queue's: cancelling it
+// stops the scan, which is stored as incomplete.
+func (s *Scheduler) Run(ctx context.Context, job Job) error {
+	s.mu.Lock()
+	if s.state != stateRunning {
+		s.mu.Unlock()
+		return ErrNotRunning
+	}
+	runner := s.plan.Runner
+	if _, busy := s.active[job.Location]; busy {
+		s.mu.Unlock()
+		s.Skipped(job, "the previous one is still running here")
+		return fmt.Errorf("location %q: %w", job.Location, ErrBusy)
+	}
+	a := &active{progress: Progress{Location: job.Location, Trigger: job.Trigger, Schedule: job.Schedule, Queued: job.Due, Phase: "queued"}}
+	if a.progress.Queued.IsZero() {
+		a.progress.Queued = s.now()
+	}
+	s.active[job.Location] = a
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	// Shutdown's grace period cancels the scans it waited for, whoever
+	// started them.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.runCtx, cancel)
+	defer stop()
+	return s.execute(ctx, job, runner, a)
+}
+
+// Skipped counts a scheduled job that does not run because its location
+// is busy (here or, with a Queue, on another replica), and logs why.
+func (s *Scheduler) Skipped(job Job, why string) {
+	if job.Trigger != TriggerSchedule {
+		return
+	}
+	s.mu.Lock()
+	s.statsOf(job.Location).Skipped++
+	s.mu.Unlock()
+	s.log.Warn("scheduled scan skipped: "+why, "location", job.Location, "schedule", job.Schedule, "due", job.Due)
 }
 
 // trigger takes the location's lock and hands the job to a worker, or
@@ -461,8 +572,13 @@ func (s *Scheduler) run(job Job, runner Runner, a *active) {
 		return
 	}
 	defer func() { <-s.sem }()
+	_ = s.execute(s.runCtx, job, runner, a)
+}
 
-	ctx, cancel := context.WithCancel(s.runCtx)
+// execute runs an active job to the end, keeping its progress and the
+// location's statistics, and releases the location.
+func (s *Scheduler) execute(parent context.Context, job Job, runner Runner, a *active) error {
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	s.mu.Lock()
 	start := s.now()
@@ -491,9 +607,10 @@ func (s *Scheduler) run(job Job, runner Runner, a *active) {
 	took := end.Sub(start).Round(time.Millisecond)
 	if err != nil {
 		s.log.Error("scan failed", "location", job.Location, "trigger", job.Trigger, "took", took, "error", err)
-		return
+		return err
 	}
 	s.log.Info("scan finished", "location", job.Location, "trigger", job.Trigger, "took", took)
+	return nil
 }
 
 // runJob calls the runner, turning a panic into an error so that one bad
@@ -551,6 +668,12 @@ func (s *Scheduler) Planned() []PlannedJob {
 	out := make([]PlannedJob, len(s.entries))
 	for i, e := range s.entries {
 		out[i] = e.job
+		if s.opts.Queue != nil {
+			if s.state == stateRunning {
+				out[i].Next = e.sched.Next(s.now().In(s.opts.TimeZone))
+			}
+			continue
+		}
 		out[i].Next = s.cron.Entry(e.id).Next
 	}
 	return out

@@ -25,6 +25,7 @@ import (
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/daemon"
 	"github.com/vigilhq/vigil/dashboard"
+	"github.com/vigilhq/vigil/jobs"
 	"github.com/vigilhq/vigil/scanrun"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/sqlite"
@@ -77,6 +78,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		logFormat   = fs.String("log-format", "text", "log format on stderr: text or json")
 		verbose     = fs.Bool("verbose", false, "debug logging")
 		debugAddr   = fs.String("debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060, to find where time goes; off by default")
+		jobTimeout  = fs.Duration("job-timeout", jobs.DefaultJobTimeout, "longest one scan may run before it is cancelled and stored as incomplete (docs/jobs.md)")
+		rescueAfter = fs.Duration("rescue-after", 0, "how long a scan may stay running before it is taken as lost with its replica and run again by another; more than --job-timeout (default --job-timeout + 15m; docs/jobs.md)")
 	)
 	if done, code := parseFlags(fs, args); done {
 		return code
@@ -195,11 +198,23 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return fail("users: %v", err)
 	}
 
+	parallel := map[string]int{}
+	for _, t := range tenants {
+		if parallel[t.ID] = *maxParallel; !set["max-parallel"] {
+			parallel[t.ID] = t.cfg.Scan.MaxParallel
+		}
+	}
+	queue, err := openJobs(ctx, *db, cfgs, parallel, jobs.Options{JobTimeout: *jobTimeout, RescueAfter: *rescueAfter}, log)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer queue.Close()
 	var dash *dashboard.Dashboard // set below; the alerters only start once it is
 	for _, t := range tenants {
-		if err := t.build(ctx, set, *maxParallel, jitter, *only, *vantage, func() *dashboard.Dashboard { return dash }); err != nil {
+		if err := t.build(ctx, set, *maxParallel, jitter, *only, *vantage, queue, func() *dashboard.Dashboard { return dash }); err != nil {
 			return fail("%v", err)
 		}
+		queue.Serve(t.ID, jobs.Tenant{Scheduler: t.Scheduler, Alerter: t.Alerter})
 	}
 
 	var tlsConf *tls.Config
@@ -285,6 +300,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 			t.log.Warn("the configuration has no schedules: nothing will be scanned until one is added (then send SIGHUP)")
 		}
 	}
+	if err := queue.Start(bg); err != nil {
+		ln.Close()
+		return fail("%v", err)
+	}
 	// The alerters run until the schedulers have stopped, so the scans
 	// that finish during the grace period still alert.
 	actx, stopAlerts := context.WithCancel(bg)
@@ -337,6 +356,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Error("HTTP server stopped", "error", err)
 		code = exitError
 	}
+	if err := queue.Stop(bg, *grace, daemon.DefaultCancelWait); err != nil {
+		log.Error("shutdown: scans still running; they stay unfinished in the store", "error", err)
+		code = exitError
+	}
 	gctx, cancel := context.WithTimeout(bg, *grace)
 	var (
 		stopping sync.WaitGroup
@@ -370,7 +393,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 
 // build makes the tenant's scan runner, alerter and scheduler. Flags the
 // user set (--max-parallel, --max-jitter) override the configuration.
-func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParallel int, jitter time.Duration, only, vantage string, dash func() *dashboard.Dashboard) error {
+func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParallel int, jitter time.Duration, only, vantage string, queue *jobs.Queue, dash func() *dashboard.Dashboard) error {
 	stored := func(daemon.Job, *scanrun.Result) { t.Alerter.ScanStored() }
 	runnerOpts := func(c *config.Config) daemon.ScanRunnerOptions {
 		return daemon.ScanRunnerOptions{Config: c, Store: t.store, Logger: t.log, Version: version, Only: only, Vantage: vantage, Stored: stored}
@@ -387,6 +410,7 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 		t.log.Info("alert channel", "channel", r.Name, "min_severity", r.MinSeverity, "digest", r.Digest, "window", r.Window)
 	}
 	t.Alerter = daemon.NewAlerter(daemon.AlerterOptions{Store: t.store, Ledger: alertLedger(t.store), Logger: t.log,
+		Queue: queue.AlertCycles(t.ID),
 		Refreshed: func(string) {
 			if d := dash(); d != nil {
 				d.Invalidate(users.TenantID(t.ID))
@@ -401,6 +425,7 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 		MaxJitter:      jitter,
 		OverrideJitter: set["max-jitter"],
 		Logger:         t.log,
+		Queue:          queue.For(t.ID),
 		Load: func(ctx context.Context) (daemon.Plan, error) {
 			c, err := config.Load(t.ConfigPath)
 			if err != nil {
