@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test ./reports  -run '^$$' -fuzz FuzzLoadBaseline   -fuzztime $(FUZZTIME)
 	$(GO) test ./store    -run '^$$' -fuzz FuzzParseURL       -fuzztime $(FUZZTIME)
 	$(GO) test ./agent/protocol -run '^$$' -fuzz FuzzParseToken -fuzztime $(FUZZTIME)
+	$(GO) test ./agentsrv -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzRead$$ -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/csvidentity -run '^$$' -fuzz FuzzReadRoster -fuzztime $(FUZZTIME)
 	$(GO) test ./collectors/ldapidentity -run '^$$' -fuzz FuzzParseEntry -fuzztime $(FUZZTIME)
