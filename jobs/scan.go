@@ -195,4 +195,3 @@ func (d *dueSchedule) due() time.Time {
 	defer d.mu.Unlock()
 	return d.next
 }
-

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/vigilhq/vigil/jobs"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/dbmove"
 )
@@ -23,7 +24,8 @@ Run `+"`vigil db move --help`"+` for flags and an example. See docs/postgres.md.
 func runDBMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("db migrate", "db migrate (--db URL | --config FILE)\n\n"+
 		"Applies the schema migrations this vigil has and the database lacks, in one transaction\n"+
-		"(several replicas starting together migrate once). vigil scan and vigil serve do the same\n"+
+		"(several replicas starting together migrate once), and on PostgreSQL those of vigil serve's\n"+
+		"job queue (River's tables, docs/jobs.md). vigil scan and vigil serve do the same\n"+
 		"when they open a database; this does it alone, e.g. before rolling out replicas.\n\n"+
 		"Exit codes: 0 migrated (or already current); 2 could not.",
 		"vigil db migrate --db postgres://vigil@db.internal:5432/vigil?sslmode=verify-full", stderr)
@@ -49,6 +51,15 @@ func runDBMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail("%v", err)
 	}
 	fmt.Fprintf(stdout, "%s: schema v%d (this vigil's is v%d)\n", st.Path(), v, dbmove.LatestVersion)
+	// vigil serve's job queue (River) lives in the same PostgreSQL
+	// database; on SQLite it is a file of its own, migrated when opened.
+	if driver, dsn, _ := store.ParseURL(url); driver == store.DriverPostgres {
+		rv, err := jobs.Migrate(ctx, dsn)
+		if err != nil {
+			return fail("%v", err)
+		}
+		fmt.Fprintf(stdout, "%s: job queue (River) schema v%d\n", st.Path(), rv)
+	}
 	return exitOK
 }
 

@@ -27,7 +27,7 @@ import (
 	"github.com/vigilhq/vigil/dashboard"
 	"github.com/vigilhq/vigil/jobs"
 	"github.com/vigilhq/vigil/scanrun"
-	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/postgres"
 	"github.com/vigilhq/vigil/store/sqlite"
 	"github.com/vigilhq/vigil/telemetry"
 	"github.com/vigilhq/vigil/users"
@@ -456,48 +456,15 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 	return nil
 }
 
-// alertLedger is the store's alert ledger: the SQLite store's, or, on a
-// backend that exposes the shared SQL methods, those.
+// alertLedger is the store's alert ledger (SQLite or PostgreSQL).
 func alertLedger(st serveStore) daemon.AlertLedger {
-	if s, ok := st.(*sqlite.Store); ok {
+	switch s := st.(type) {
+	case *sqlite.Store:
+		return s.AlertLedger()
+	case *postgres.Store:
 		return s.AlertLedger()
 	}
-	if s, ok := st.(sqlLedgerStore); ok {
-		return sqlLedger{s}
-	}
 	return nil
-}
-
-// sqlLedgerStore is the alert-ledger part of the shared SQL store, which
-// store/postgres exposes.
-type sqlLedgerStore interface {
-	AlertSent(ctx context.Context, channel, key string) (bool, error)
-	RecordAlertSent(ctx context.Context, channel, key string, at time.Time) error
-	HoldAlerts(ctx context.Context, alerts []store.PendingAlert) error
-	PendingAlerts(ctx context.Context) ([]store.PendingAlert, error)
-	AlertsAttempted(ctx context.Context, channel string, keys []string, at time.Time) error
-	DropPendingAlerts(ctx context.Context, before time.Time) ([]store.PendingAlert, error)
-}
-
-type sqlLedger struct{ s sqlLedgerStore }
-
-func (l sqlLedger) Sent(ctx context.Context, channel, key string) (bool, error) {
-	return l.s.AlertSent(ctx, channel, key)
-}
-func (l sqlLedger) Record(ctx context.Context, channel, key string, at time.Time) error {
-	return l.s.RecordAlertSent(ctx, channel, key, at)
-}
-func (l sqlLedger) Hold(ctx context.Context, p []store.PendingAlert) error {
-	return l.s.HoldAlerts(ctx, p)
-}
-func (l sqlLedger) Pending(ctx context.Context) ([]store.PendingAlert, error) {
-	return l.s.PendingAlerts(ctx)
-}
-func (l sqlLedger) Attempted(ctx context.Context, channel string, keys []string, at time.Time) error {
-	return l.s.AlertsAttempted(ctx, channel, keys, at)
-}
-func (l sqlLedger) DropPending(ctx context.Context, before time.Time) ([]store.PendingAlert, error) {
-	return l.s.DropPendingAlerts(ctx, before)
 }
 
 // openUsersDB opens the server-wide users database (modernc SQLite, WAL),
