@@ -213,7 +213,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	st := a.sp.Stats()
 	log.Info("agent starting", "tenant", cred.Tenant, "agent", cred.AgentID, "location", cred.Location, "server", base.String(),
-		"pinned", trust.Fingerprint != "", "queued_batches", st.Pending, "queued_bytes", st.Bytes, "queue_limit", st.Limit)
+		"pinned", trust.Fingerprint != "", "queued_batches", st.Pending, "queued_bytes", st.PendingBytes, "queue_limit", st.Limit)
 	a.saveStatus()
 
 	// The sender and the heartbeat run from the start: what a previous
@@ -260,7 +260,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		a.saveStatus()
 		st := a.sp.Stats()
-		log.Info("agent stopped", "queued_batches", st.Pending, "queued_bytes", st.Bytes)
+		log.Info("agent stopped", "queued_batches", st.Pending, "queued_bytes", st.PendingBytes)
 		return err
 	}
 
@@ -469,7 +469,7 @@ func (a *agent) heartbeat() protocol.Heartbeat {
 	st := a.sp.Stats()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return protocol.Heartbeat{Version: a.o.Version, Hostname: a.o.Hostname, QueueDepth: st.Pending, QueueBytes: st.Bytes,
+	return protocol.Heartbeat{Version: a.o.Version, Hostname: a.o.Hostname, QueueDepth: st.Pending, QueueBytes: st.PendingBytes,
 		LastScanID: a.status.LastScanID, LastScanAt: a.status.LastScanAt, AssignmentVersion: a.status.AssignmentVersion}
 }
 
@@ -502,7 +502,7 @@ func (a *agent) saveStatus() {
 	st := a.sp.Stats()
 	a.mu.Lock()
 	a.status.UpdatedAt = time.Now().UTC()
-	a.status.QueueDepth, a.status.QueueBytes, a.status.QueueLimit = st.Pending, st.Bytes, st.Limit
+	a.status.QueueDepth, a.status.QueueBytes, a.status.QueueLimit = st.Pending, st.PendingBytes, st.Limit
 	a.status.QueueFull = a.store != nil && a.store.Full()
 	s := a.status
 	a.mu.Unlock()
@@ -525,8 +525,9 @@ type runner struct {
 // RunJob implements daemon.Runner.
 func (r *runner) RunJob(ctx context.Context, job daemon.Job, progress daemon.ProgressFunc) error {
 	log := r.log.With("location", job.Location)
+	// scanrun names the location in its own lines.
 	run := &scanrun.Run{Config: r.cfg, Locations: []string{job.Location}, Scanner: r.scanner, Services: r.services,
-		Store: r.store, Logger: log, Version: r.version,
+		Store: r.store, Logger: r.log, Version: r.version,
 		OnPhase: func(phase string) {
 			progress(phase, 0, 0)
 			log.Info("scan phase", "phase", phase)
@@ -539,7 +540,7 @@ func (r *runner) RunJob(ctx context.Context, job daemon.Job, progress daemon.Pro
 	st := r.sp.Stats()
 	log.Info("scan queued for the server", "scan", res.Scan.ID, "complete", res.Scan.Complete, "hosts", res.Hosts,
 		"observations", res.Observations, "errors", len(res.Scan.Errors), "took", time.Since(start).Round(time.Millisecond),
-		"queued_batches", st.Pending, "queued_bytes", st.Bytes)
+		"queued_batches", st.Pending, "queued_bytes", st.PendingBytes)
 	for _, n := range res.Notes {
 		log.Info("scan note", "note", n)
 	}

@@ -410,8 +410,8 @@ func TestSenderDuplicateAckIsDelivered(t *testing.T) {
 	if err := snd.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if sp.Stats().Pending != 0 || bs.dups != 1 {
-		t.Fatalf("pending %d, duplicates %d; want 0 and 1", sp.Stats().Pending, bs.dups)
+	if st := sp.Stats(); st.Pending != 0 || st.PendingBytes != 0 || bs.dups != 1 {
+		t.Fatalf("pending %d (%d bytes), duplicates %d; want 0, 0 and 1", st.Pending, st.PendingBytes, bs.dups)
 	}
 }
 

@@ -80,6 +80,9 @@ func OpenState(dir string) (*State, error) {
 	if dir == "" {
 		dir = DefaultStateDir
 	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}

@@ -381,16 +381,20 @@ func (s *Spool) advanceSegment() error {
 
 // Stats is the spool's health, for the agent's report to the server.
 type Stats struct {
-	Pending int   `json:"pending"` // batches waiting for the server
-	Bytes   int64 `json:"bytes"`   // on disk
-	Limit   int64 `json:"limit"`
+	Pending int `json:"pending"` // batches waiting for the server
+	// PendingBytes is the size of those batches; Bytes also counts the
+	// acknowledged ones still in the oldest segment file, which is what
+	// Limit bounds.
+	PendingBytes int64 `json:"pending_bytes"`
+	Bytes        int64 `json:"bytes"` // on disk
+	Limit        int64 `json:"limit"`
 }
 
 // Stats returns the current depth.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Pending: s.pending, Bytes: s.size, Limit: s.limit}
+	return Stats{Pending: s.pending, PendingBytes: max(s.size-s.head.off, 0), Bytes: s.size, Limit: s.limit}
 }
 
 // Close closes the tail segment.
