@@ -23,6 +23,9 @@ type AlertSettings struct {
 	DashboardURL string `yaml:"dashboard_url"`
 	// Channels are where alerts go.
 	Channels []AlertChannel `yaml:"channels"`
+	// AgentQuietAfter is how long an enrolled site agent may go unheard
+	// before it is shown as quiet and an alert goes out (default 30m).
+	AgentQuietAfter Duration `yaml:"agent_quiet_after"`
 }
 
 // AlertChannel is one place alerts are delivered. Secrets (the HMAC key,
@@ -87,6 +90,7 @@ const (
 	DefaultAlertSMTPPort    = 587
 	DefaultAlertMaxItems    = 20
 	MaxAlertWindow          = 24 * time.Hour
+	DefaultAgentQuietAfter  = 30 * time.Minute
 )
 
 // alertFields lists, per field, the channel types it applies to.
@@ -289,6 +293,9 @@ func (a *AlertSettings) applyDefaults() {
 	}
 	if a.ExpiryWarnDays == 0 {
 		a.ExpiryWarnDays = DefaultAlertExpiryWarn
+	}
+	if a.AgentQuietAfter.Duration == 0 {
+		a.AgentQuietAfter.Duration = DefaultAgentQuietAfter
 	}
 	count := map[string]int{}
 	taken := map[string]bool{}

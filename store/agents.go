@@ -55,6 +55,30 @@ type Agent struct {
 // Revoked reports whether the agent was revoked.
 func (a Agent) Revoked() bool { return !a.RevokedAt.IsZero() }
 
+// Quiet reports whether an unrevoked agent has not been heard from for
+// longer than after, at now: its site may be down or cut off.
+func (a Agent) Quiet(now time.Time, after time.Duration) bool {
+	return !a.Revoked() && after > 0 && now.Sub(a.LastSeen) > after
+}
+
+// Agent states, as the dashboard and `vigil agent list` show them.
+const (
+	AgentOK      = "ok"
+	AgentQuiet   = "quiet"
+	AgentRevoked = "revoked"
+)
+
+// Status is AgentRevoked, AgentQuiet or AgentOK.
+func (a Agent) Status(now time.Time, quietAfter time.Duration) string {
+	switch {
+	case a.Revoked():
+		return AgentRevoked
+	case a.Quiet(now, quietAfter):
+		return AgentQuiet
+	}
+	return AgentOK
+}
+
 // AgentHealth is what an agent's heartbeat reports.
 type AgentHealth struct {
 	Version           string    `json:"version,omitempty"`

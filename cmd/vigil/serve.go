@@ -54,6 +54,8 @@ type serveTenant struct {
 	store  serveStore
 	runner *daemon.ScanRunner
 	log    *slog.Logger
+	// live is the configuration and rules in force, for the agent server.
+	live liveConfig
 }
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -265,6 +267,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	defer dash.Close()
 
+	agents, err := agentServer(tenants, log)
+	if err != nil {
+		return fail("%v", err)
+	}
+
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return fail("--listen: %v", err)
@@ -279,7 +286,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		log.Info("profiler listening", "addr", *debugAddr)
 	}
 	srv := &http.Server{
-		Handler:           daemon.Handler(daemon.HTTPOptions{Tenants: probes, Dashboard: dash}),
+		Handler:           withAgents(agents, daemon.Handler(daemon.HTTPOptions{Tenants: probes, Dashboard: dash})),
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
@@ -402,6 +409,7 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 	if t.runner, err = daemon.NewScanRunner(ctx, runnerOpts(t.cfg)); err != nil {
 		return fmt.Errorf("%s: %w", t.cfg.Path, err)
 	}
+	t.live.set(t.cfg, t.runner.Engine())
 	plan, err := daemon.NewAlertPlan(ctx, t.cfg, t.runner.Engine(), nil, t.log)
 	if err != nil {
 		return err
@@ -449,7 +457,7 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 				return daemon.Plan{}, err
 			}
 			p := r.Plan()
-			p.Applied = func() { t.Alerter.SetPlan(ap) }
+			p.Applied = func() { t.Alerter.SetPlan(ap); t.live.set(c, r.Engine()) }
 			return p, nil
 		},
 	})
