@@ -135,6 +135,10 @@ type Options struct {
 	// one served is older, so time-based states (expiries, due dates)
 	// move on without a scan; zero means 5 minutes.
 	SnapshotMaxAge time.Duration
+	// AgentServerFingerprint is the SHA-256 fingerprint of the certificate
+	// vigil serve presents (daemon.Fingerprint), added to the enrollment
+	// command the Agents page shows so the agent pins it; "" leaves it out.
+	AgentServerFingerprint string
 }
 
 // Dashboard is the web interface. It is an http.Handler; Invalidate tells

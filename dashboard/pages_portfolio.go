@@ -51,6 +51,7 @@ func (s *server) mountPages(r *gin.Engine) {
 	a.POST("/settings/tokens", s.createToken)
 	a.POST("/settings/tokens/:id/revoke", s.revokeToken)
 	a.POST("/attestations", s.addAttestation)
+	s.mountAgents(a)
 }
 
 // current returns the request's tenant, its posture view and principal;

@@ -15,20 +15,23 @@ import (
 
 // server holds what the handlers share. It is built once by New.
 type server struct {
-	tenants   map[users.TenantID]*tenant
-	order     []*tenant
-	users     *users.Service
-	ustore    users.Store
-	tokens    *apiTokens
-	log       *slog.Logger
-	now       func() time.Time
-	version   string
-	secure    bool
-	maxAge    time.Duration
-	pages     *pages
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	tenants map[users.TenantID]*tenant
+	order   []*tenant
+	users   *users.Service
+	ustore  users.Store
+	tokens  *apiTokens
+	log     *slog.Logger
+	now     func() time.Time
+	version string
+	secure  bool
+	maxAge  time.Duration
+	pages   *pages
+	// agentFingerprint is the server certificate's SHA-256, for the
+	// command the Agents page shows (Options.AgentServerFingerprint).
+	agentFingerprint string
+	done             chan struct{}
+	closeOnce        sync.Once
+	wg               sync.WaitGroup
 }
 
 func newServer(opts Options) (*server, error) {
@@ -41,7 +44,8 @@ func newServer(opts Options) (*server, error) {
 	s := &server{
 		tenants: map[users.TenantID]*tenant{}, users: opts.Users, ustore: opts.UserStore,
 		log: opts.Logger, now: opts.Now, version: opts.Version, secure: opts.SecureCookies, maxAge: opts.SnapshotMaxAge,
-		done: make(chan struct{}),
+		agentFingerprint: opts.AgentServerFingerprint,
+		done:             make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -219,7 +219,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		queue.Serve(t.ID, jobs.Tenant{Scheduler: t.Scheduler, Alerter: t.Alerter})
 	}
 
-	var tlsConf *tls.Config
+	var (
+		tlsConf     *tls.Config
+		fingerprint string // of the certificate served, for the agents' enrollment command
+	)
 	scheme := "http"
 	switch {
 	case *tlsCert != "":
@@ -228,6 +231,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 			return fail("--tls-cert/--tls-key: %v", err)
 		}
 		tlsConf, scheme = daemon.TLSConfig(cert), "https"
+		if cert.Leaf != nil {
+			fingerprint = daemon.Fingerprint(cert.Leaf.Raw)
+		}
 	case !loopback:
 		ss, err := daemon.LoadOrCreateSelfSigned(filepath.Join(absDir(cfgs[0].DataDir), "tls"), daemon.CertHosts(*listen), time.Now())
 		if err != nil {
@@ -238,7 +244,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 			msg = "generated a self-signed certificate: browsers will warn; check its fingerprint, or pass --tls-cert and --tls-key"
 		}
 		log.Warn(msg, "cert", ss.CertFile, "sha256", ss.Fingerprint, "not_after", ss.NotAfter.Format(time.DateOnly))
-		tlsConf, scheme = daemon.TLSConfig(ss.Certificate), "https"
+		tlsConf, scheme, fingerprint = daemon.TLSConfig(ss.Certificate), "https", ss.Fingerprint
 	}
 
 	// The telegraf ingest is one endpoint for the server; it writes to
@@ -253,7 +259,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 			telemetry.IngestOptions{Locations: locs, Logger: first.log})
 	}
 	dopts := dashboard.Options{Users: usvc, UserStore: ustore, TokenDB: usersDB, Logger: log, Version: version,
-		Telemetry: dashboard.TelemetryRoutes{Ingest: ingest}}
+		Telemetry: dashboard.TelemetryRoutes{Ingest: ingest}, AgentServerFingerprint: fingerprint}
 	var probes []daemon.Tenant
 	for _, t := range tenants {
 		dopts.Tenants = append(dopts.Tenants, dashboard.Tenant{ID: users.TenantID(t.ID), Name: t.Name, Config: t.cfg, Store: t.store,
