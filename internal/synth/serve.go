@@ -35,6 +35,10 @@ type ServeOptions struct {
 	Log io.Writer
 	// Ready bounds the wait for /healthz (default 60s).
 	Ready time.Duration
+	// Network leaves out --only identity. Only for a configuration with
+	// no schedules and no addresses a scan now could reach (Fleet's),
+	// which has no identity source for --only to read.
+	Network bool
 }
 
 // Server is a running `vigil serve` on a loopback port.
@@ -104,7 +108,7 @@ func StartServe(ctx context.Context, o ServeOptions) (*Server, error) {
 	}
 	help := serveFlags(ctx, o.Vigil)
 	args := []string{"serve", "--config", filepath.Join(o.Dir, ConfigFile), "--listen", addr}
-	if strings.Contains(help, "-only") {
+	if strings.Contains(help, "-only") && !o.Network {
 		args = append(args, "--only", "identity")
 	}
 	if strings.Contains(help, "-max-jitter") {

@@ -181,7 +181,7 @@ func run() int {
 		defer f.Close()
 		logW = f
 	}
-	srv, err := synth.StartServe(ctx, synth.ServeOptions{Vigil: bin, Dir: dir, Args: dbArgs, Log: logW})
+	srv, err := synth.StartServe(ctx, synth.ServeOptions{Vigil: bin, Dir: dir, Args: dbArgs, Log: logW, Network: true})
 	if err != nil {
 		return fail("%v", err)
 	}
