@@ -2,8 +2,8 @@
 // a fleet of site agents pushes. It starts vigil serve on 127.0.0.1 over a
 // synthetic organisation of --agents sites (no schedules: the server never
 // scans), on SQLite or on a throwaway PostgreSQL cluster of its own (also
-// on 127.0.0.1), creates one enrollment token per site with `vigil agent
-// token create`, enrolls one simulated agent per site, and has every
+// on 127.0.0.1), creates one enrollment token per site as `vigil agent
+// token create` would, enrolls one simulated agent per site, and has every
 // agent push a day of scans of its site (--scans-per-day, each a begin,
 // the observations in batches and a finish the server evaluates the rules
 // on) through the real agent protocol: signed, gzip-compressed,
@@ -35,10 +35,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,10 +44,13 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/agent/protocol"
+	"github.com/vigilhq/vigil/daemon"
 	"github.com/vigilhq/vigil/internal/pgtest"
 	"github.com/vigilhq/vigil/internal/synth"
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/scanrun"
+	"github.com/vigilhq/vigil/store"
+	"github.com/vigilhq/vigil/store/dbmove"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // the "sqlite" database/sql driver
@@ -148,7 +149,8 @@ func run() int {
 	}
 	fleet := synth.NewFleet(1, *agents, *assets)
 	cfgPath := filepath.Join(dir, synth.ConfigFile)
-	if err := fleet.WriteConfig(cfgPath, "Fleet Load Group"); err != nil {
+	const organization = "Fleet Load Group"
+	if err := fleet.WriteConfig(cfgPath, organization); err != nil {
 		return fail("%v", err)
 	}
 	var dbArgs []string
@@ -167,7 +169,7 @@ func run() int {
 
 	sites := fleet.Sites()
 	fmt.Fprintf(os.Stderr, "creating %d enrollment tokens...\n", len(sites))
-	tokens, err := createTokens(ctx, bin, cfgPath, dbArgs, sites)
+	tokens, err := createTokens(ctx, dir, organization, dbArgs, sites)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -320,29 +322,32 @@ func run() int {
 	return 0
 }
 
-var tokenRE = regexp.MustCompile(`vge1\.[a-z0-9-]+\.[A-Za-z0-9_-]{32,}`)
-
-// createTokens runs `vigil agent token create` once per site, before the
-// server starts (the SQLite store has one writer at a time).
-func createTokens(ctx context.Context, bin, cfg string, dbArgs, sites []string) (map[string]string, error) {
+// createTokens creates one enrollment token per site in the store, before
+// the server starts (the SQLite store has one writer at a time), as
+// `vigil agent token create` does.
+func createTokens(ctx context.Context, dir, organization string, dbArgs, sites []string) (map[string]string, error) {
+	url := "sqlite://" + filepath.Join(dir, synth.DataDir, "vigil.db")
+	if len(dbArgs) == 2 {
+		url = dbArgs[1]
+	}
+	st, err := dbmove.Open(ctx, url, false)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	as, ok := st.(store.AgentStore)
+	if !ok {
+		return nil, fmt.Errorf("%T keeps no agents", st)
+	}
 	out := make(map[string]string, len(sites))
+	now := time.Now()
 	for _, site := range sites {
-		args := append([]string{"agent", "token", "create", "--config", cfg, "--location", site}, dbArgs...)
-		cmd := exec.CommandContext(ctx, bin, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		b, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("vigil %v: %v\n%s", args, err, stderr.String())
+		tok := protocol.NewToken(daemon.TenantID(organization))
+		if err := as.CreateEnrollToken(ctx, store.EnrollToken{Hash: tok.Hash(), Location: site, CreatedBy: "vigil-agentload",
+			CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour)}); err != nil {
+			return nil, fmt.Errorf("token for %s: %w", site, err)
 		}
-		tok := tokenRE.Find(b)
-		if tok == nil {
-			tok = tokenRE.Find(stderr.Bytes())
-		}
-		if tok == nil {
-			return nil, fmt.Errorf("vigil %v printed no vge1. token:\n%s", args, b)
-		}
-		out[site] = string(tok)
+		out[site] = tok.String()
 	}
 	return out, nil
 }
