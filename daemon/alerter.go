@@ -303,6 +303,7 @@ func (a *Alerter) cycle(ctx context.Context, reason string) {
 		fresh = a.compute(plan, snap, reopened, now)
 		a.last = snap
 	}
+	fresh = append(fresh, a.quietAgents(ctx, plan, now)...)
 	if len(reopened) > 0 || len(fresh) > 0 {
 		a.log.Info("alerts computed", "reason", reason, "reopened", len(reopened), "alerts", len(fresh))
 	}

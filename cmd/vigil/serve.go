@@ -324,6 +324,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	var alerting sync.WaitGroup
 	for _, t := range tenants {
 		alerting.Go(func() { _ = t.Alerter.Run(actx, 10*time.Second) })
+		alerting.Go(func() { t.Alerter.WatchAgents(actx, time.Minute) })
 	}
 
 	served := make(chan error, 1)
