@@ -406,12 +406,13 @@ func (a *agent) heartbeats(ctx context.Context) error {
 			failing = false
 			a.mu.Lock()
 			a.status.LastHeartbeatAt = time.Now().UTC()
+			started := a.asg != nil // before, firstAssignment fetches it
 			cur := ""
-			if a.asg != nil {
+			if started {
 				cur = a.asg.Version
 			}
 			a.mu.Unlock()
-			if ack.AssignmentVersion != "" && ack.AssignmentVersion != cur {
+			if started && ack.AssignmentVersion != "" && ack.AssignmentVersion != cur {
 				if err := a.refreshAssignment(ctx); errors.Is(err, ErrRefused) {
 					return err
 				}

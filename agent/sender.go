@@ -107,7 +107,7 @@ func (s *Sender) Run(ctx context.Context) error {
 			if f := s.backoff.Failures(); f == 1 || f%10 == 0 {
 				st := s.sp.Stats()
 				s.log.Warn("server unreachable: batches stay queued and scans go on; retrying", "error", err,
-					"attempts", f, "retry_in", d.Round(time.Millisecond), "queued_batches", st.Pending, "queued_bytes", st.Bytes)
+					"attempts", f, "retry_in", d.Round(time.Millisecond), "queued_batches", st.Pending, "queued_bytes", st.PendingBytes)
 			}
 			if s.OnError != nil {
 				s.OnError(err)

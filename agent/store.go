@@ -83,7 +83,7 @@ func (s *SpoolStore) BeginScan(_ context.Context, scan observe.Scan) error {
 	if st.Bytes+headroom(st.Limit) > st.Limit || (s.Full() && st.Bytes > st.Limit/2) {
 		s.setFull(true)
 		s.log.Error("AGENT QUEUE FULL: scan not started; nothing queued is dropped, new scans wait until the server takes some (check that the server is reachable, or raise --queue-limit)",
-			"scan", scan.ID, "queued_batches", st.Pending, "queued_bytes", st.Bytes, "queue_limit", st.Limit)
+			"scan", scan.ID, "queued_batches", st.Pending, "queued_bytes", st.PendingBytes, "disk_bytes", st.Bytes, "queue_limit", st.Limit)
 		return fmt.Errorf("%w: %d of %d bytes waiting for the server: scan not started", ErrQueueFull, st.Bytes, st.Limit)
 	}
 	s.setFull(false)
@@ -113,7 +113,7 @@ func (s *SpoolStore) AddObservations(_ context.Context, scanID string, obs []obs
 			s.setFull(true)
 			st := s.sp.Stats()
 			s.log.Error("AGENT QUEUE FULL during a scan: the rest of its observations are not kept and the scan is recorded as incomplete; nothing queued earlier is dropped",
-				"scan", scanID, "not_kept", len(obs), "queued_bytes", st.Bytes, "queue_limit", st.Limit)
+				"scan", scanID, "not_kept", len(obs), "queued_bytes", st.PendingBytes, "disk_bytes", st.Bytes, "queue_limit", st.Limit)
 			return nil
 		}
 		if err != nil {

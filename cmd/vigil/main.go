@@ -37,6 +37,7 @@ func commands() []command {
 	return []command{
 		{"scan", "scan the configured locations once and print the findings", runScan},
 		{"serve", "run the daemon: scheduled scans, dashboard, /metrics (vigil serve --config FILE)", runServe},
+		{"agent", "run a site sensor for a central vigil serve, or manage agents (vigil agent --server URL --token TOKEN | status | token create)", runAgent},
 		{"rules", "test or lint rule packs (vigil rules test|lint [DIR])", runRules},
 		{"evidence", "export or verify the tamper-evident evidence log (vigil evidence export|verify)", runEvidence},
 		{"attest", "record administrative safeguards and list what is due (vigil attest add|list|due)", runAttest},
