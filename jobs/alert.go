@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -62,7 +61,7 @@ func (w *alertWorker) Work(ctx context.Context, job *river.Job[AlertArgs]) error
 		return fmt.Errorf("alert cycle: lock: %w", err)
 	}
 	if !ok {
-		return river.JobSnooze(2 * time.Second) // the other cycle ends first
+		return river.JobSnooze(busyWait) // the other cycle ends first
 	}
 	defer release()
 	t.Alerter.Cycle(ctx, job.Args.Reason)

@@ -20,6 +20,10 @@ const (
 	KindAlert = "vigil_alert_cycle"
 )
 
+// busyWait is how long a job that must not be dropped waits for its
+// location (or tenant's alerts) to be free before trying again.
+const busyWait = 2 * time.Second
+
 // alertQueue is where every tenant's alert cycles wait.
 const alertQueue = "alerts"
 
@@ -80,6 +84,11 @@ func (w *scanWorker) Work(ctx context.Context, job *river.Job[ScanArgs]) error {
 		return fmt.Errorf("scan of %q: location lock: %w", a.Location, err)
 	}
 	if !ok {
+		if job.Attempt > 1 || a.Trigger != string(daemon.TriggerSchedule) {
+			// A job rescued from a replica that died, or one a person
+			// asked for, waits for the location rather than being lost.
+			return river.JobSnooze(busyWait)
+		}
 		t.Scheduler.Skipped(a.job(), "the previous one is still running on another replica")
 		return river.JobCancel(fmt.Errorf("location %q: %w (on another replica)", a.Location, daemon.ErrBusy))
 	}
