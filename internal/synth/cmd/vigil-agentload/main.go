@@ -193,7 +193,16 @@ func run() int {
 	fmt.Fprintf(os.Stderr, "enrolling %d agents...\n", len(sites))
 	fleetAgents := make([]*agent, len(sites))
 	for i, site := range sites {
-		a, err := enroll(ctx, client, srv.URL, tokens[site])
+		var a *agent
+		// The server limits enrollments (10/s after a burst of 100), as
+		// it should: wait and try again, as an agent does.
+		for try := 0; ; try++ {
+			a, err = enroll(ctx, client, srv.URL, tokens[site])
+			if !errors.Is(err, errTooMany) || try == 100 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		if err != nil {
 			return fail("enroll agent for %s: %v", site, err)
 		}
@@ -378,6 +387,8 @@ type agent struct {
 	scratch bytes.Buffer
 }
 
+var errTooMany = errors.New("429 Too Many Requests")
+
 func enroll(ctx context.Context, client *http.Client, base, token string) (*agent, error) {
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -394,6 +405,9 @@ func enroll(ctx context.Context, client *http.Client, base, token string) (*agen
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return nil, errTooMany
+	}
 	if resp.StatusCode/100 != 2 {
 		return nil, httpError(resp)
 	}
