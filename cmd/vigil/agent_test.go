@@ -371,9 +371,11 @@ schedules: [{cron: "@every 10s", locations: ["site"]}]
 		}
 		total += len(obs)
 	}
-	for id := range inStore {
-		if _, ok := scanned[id]; !ok {
-			t.Errorf("the store has a scan %s of the agent's location that the agent never made", id)
+	for _, s := range scans {
+		// A scan the agent is still running when the server stops has
+		// its begin delivered and no "scan queued" line yet.
+		if _, ok := scanned[s.ID]; !ok && inStore[s.ID] && !s.FinishedAt.IsZero() {
+			t.Errorf("the store has a finished scan %s of the agent's location that the agent never made", s.ID)
 		}
 	}
 	fs, err := db.Findings(ctx, store.FindingFilter{Locations: []string{"site"}, Rules: []string{"web.login-form-plaintext"}})
