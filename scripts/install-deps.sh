@@ -31,6 +31,8 @@ packages=(
   postgresql
   # headless browser for the dashboard's end-to-end tests (integration/e2e)
   chromium
+  # systemd-analyze, to verify the site agent's shipped unit file
+  systemd
   # certificates, build and test tooling
   ca-certificates make git poppler-utils
 )

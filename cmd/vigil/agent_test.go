@@ -25,7 +25,10 @@ import (
 func TestAgentUnitFileVerifies(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not installed (Debian package systemd)")
+		if os.Getenv("VIGIL_REQUIRE_SYSTEMD") == "1" {
+			t.Fatal("systemd-analyze required (VIGIL_REQUIRE_SYSTEMD=1) but not installed (Debian package systemd)")
+		}
+		t.Skip("systemd-analyze not installed (Debian package systemd; VIGIL_REQUIRE_SYSTEMD=1 makes this a failure)")
 	}
 	unit, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", "vigil-agent.service"))
 	if err != nil {
@@ -233,6 +236,9 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Skip("end-to-end: starts vigil serve and vigil agent with real scans")
 	}
 	if _, err := exec.LookPath("nmap"); err != nil {
+		if os.Getenv("VIGIL_LAB_REQUIRED") == "1" {
+			t.Fatal("nmap required (VIGIL_LAB_REQUIRED=1) but not installed")
+		}
 		t.Skip("nmap not installed (apt-get install nmap)")
 	}
 	webAddr := loginPage(t)
