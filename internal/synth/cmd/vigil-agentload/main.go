@@ -38,6 +38,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -97,6 +98,7 @@ func run() int {
 		jsonOut    = flag.String("json", "", "also write the result as JSON to this file")
 		serverLog  = flag.String("server-log", "", "write the server's stderr to this file")
 		keep       = flag.Bool("keep", false, "keep the temporary directory")
+		serveArgs  = flag.String("serve-args", "", "extra flags for vigil serve, space-separated (e.g. --debug-addr 127.0.0.1:6060 to profile it)")
 		concurrent = flag.Int("concurrency", 0, "agents pushing at once (default: all of them)")
 	)
 	flag.Usage = func() {
@@ -183,7 +185,7 @@ func run() int {
 		defer f.Close()
 		logW = f
 	}
-	srv, err := synth.StartServe(ctx, synth.ServeOptions{Vigil: bin, Dir: dir, Args: dbArgs, Log: logW, Network: true})
+	srv, err := synth.StartServe(ctx, synth.ServeOptions{Vigil: bin, Dir: dir, Args: append(slices.Clone(dbArgs), strings.Fields(*serveArgs)...), Log: logW, Network: true})
 	if err != nil {
 		return fail("%v", err)
 	}
