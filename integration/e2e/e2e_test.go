@@ -3,7 +3,8 @@
 // this tree, on 127.0.0.1, over a small synthetic organisation
 // (internal/synth): first-start setup, TOTP enrollment, sign-in with a
 // code, portfolio, a location's reachability matrix, accepting a finding,
-// the CSV export, and the other main pages.
+// the CSV export, the other main pages, and enrolling, watching and
+// revoking a site agent.
 //
 //	go test ./integration/e2e/                     # skips without chromium
 //	VIGIL_E2E_REQUIRED=1 go test ./integration/e2e/ # fails without it
@@ -11,10 +12,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,8 +35,56 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/vigilhq/vigil/agent/protocol"
 	"github.com/vigilhq/vigil/internal/synth"
 )
+
+// agent is an enrolled site agent, as the agent protocol sees it.
+type agent struct {
+	tenant, id string
+	key        ed25519.PrivateKey
+}
+
+func enrollAgent(ctx context.Context, base, token string) (*agent, error) {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	body, _ := json.Marshal(protocol.EnrollRequest{Token: token, PublicKey: pub, Hostname: "e2e-sensor", Version: "e2e"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+protocol.PathEnroll, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return nil, fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	var er protocol.EnrollResponse
+	if err := json.NewDecoder(resp.Body).Decode(&er); err != nil {
+		return nil, err
+	}
+	return &agent{tenant: er.Tenant, id: er.AgentID, key: key}, nil
+}
+
+// heartbeat sends a signed heartbeat and returns the status code.
+func (a *agent) heartbeat(ctx context.Context, base string, queue int) (int, error) {
+	body, _ := json.Marshal(protocol.Heartbeat{Version: "e2e", Hostname: "e2e-sensor", QueueDepth: queue, QueueBytes: int64(queue) * 1000})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+protocol.PathHeartbeat, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	protocol.Sign(req, a.tenant, a.id, a.key, body, time.Now())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
 
 var update = flag.Bool("update", false, "save screenshots of the main pages to docs/screenshots/ (also VIGIL_E2E_SCREENSHOTS=1)")
 
@@ -449,5 +503,49 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("%s lists no %s", p.nav, p.rows)
 		}
 		s.shot(p.name)
+	}
+
+	// 10. A site agent: a one-time token created on the Agents page
+	// enrolls an agent (through the agent protocol, as vigil agent does),
+	// which then shows with its health; revoked, it is refused.
+	s.run("open the agents",
+		chromedp.Click(`nav a[href="/agents"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(tid("agent-token-form"), chromedp.ByQuery))
+	s.run("create an enrollment token",
+		chromedp.SetValue(tid("agent-token-form")+` select[name="location"]`, m.LocationIDs[0], chromedp.ByQuery),
+		chromedp.Click(tid("create-agent-token"), chromedp.ByQuery),
+		chromedp.WaitVisible(tid("agent-token"), chromedp.ByQuery))
+	token := s.text(tid("agent-token"))
+	if cmd := s.text(tid("agent-command")); !strings.Contains(cmd, "vigil agent --server") || !strings.Contains(cmd, token) {
+		t.Errorf("the agent command shown is %q; want vigil agent --server ... --token %s", cmd, token)
+	}
+	ag, err := enrollAgent(ctx, srv.URL, token)
+	if err != nil {
+		t.Fatalf("enroll with the dashboard's token: %v", err)
+	}
+	if _, err := enrollAgent(ctx, srv.URL, token); err == nil {
+		t.Error("the one-time token enrolled a second agent")
+	}
+	if code, err := ag.heartbeat(ctx, srv.URL, 3); err != nil || code != 200 {
+		t.Fatalf("heartbeat: %d %v", code, err)
+	}
+	s.run("see the agent",
+		chromedp.Click(`nav a[href="/agents"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(tid("agent-row"), chromedp.ByQuery))
+	if got := s.text(tid("agent-status")); !strings.Contains(got, "ok") {
+		t.Errorf("a fresh agent's status is %q, want ok", got)
+	}
+	if row := s.text(tid("agent-row")); !strings.Contains(row, ag.id) || !strings.Contains(row, "e2e-sensor") || !strings.Contains(row, "3 (") {
+		t.Errorf("the agent row %q lacks its id, host or queue depth", row)
+	}
+	s.shot("agents")
+	s.run("revoke the agent",
+		chromedp.Click(tid("revoke-agent"), chromedp.ByQuery),
+		chromedp.WaitVisible(tid("agents-notice"), chromedp.ByQuery))
+	if got := s.text(tid("agent-status")); !strings.Contains(got, "revoked") {
+		t.Errorf("after revoking, the status is %q", got)
+	}
+	if code, _ := ag.heartbeat(ctx, srv.URL, 0); code != 401 {
+		t.Errorf("the revoked agent's heartbeat got %d, want 401", code)
 	}
 }
