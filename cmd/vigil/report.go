@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigilhq/vigil/attest"
+	"github.com/vigilhq/vigil/collectors/csvidentity"
+	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/evidence"
 	"github.com/vigilhq/vigil/posture"
 	"github.com/vigilhq/vigil/reports"
@@ -53,8 +55,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case fs.NArg() > 0:
 		return fail("unexpected argument %q", fs.Arg(0))
 	}
-	gen, err := reports.GeneratorFor(*kind)
-	if err != nil {
+	if _, err := reports.GeneratorFor(*kind); err != nil {
 		return fail("--kind: %v", err)
 	}
 	if *format == "" {
@@ -63,12 +64,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			*format = "html"
 		}
 	}
-	w, err := reports.DocumentWriterFor(*format)
-	if err != nil {
+	if _, err := reports.DocumentWriterFor(*format); err != nil {
 		return fail("--format: %v", err)
 	}
 	now := time.Now()
 	asOf := now
+	var err error
 	if *asOfFlag != "" {
 		if asOf, err = parseAsOf(*asOfFlag); err != nil {
 			return fail("--as-of: %v", err)
@@ -98,37 +99,27 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail("rules:\n%v", err)
 	}
-	in := posture.Input{Config: cfg, Catalog: engine.Catalog(), Rules: engine.Rules(), Now: asOf}
-	if cfg.Roster != "" {
-		if in.People, err = rosterPeople(ctx, cfg.Roster, stderr); err != nil {
-			return fail("%v", err)
-		}
-	}
 	st, err := openReadStore(ctx, cfg, *db)
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer st.Close()
-	src, ok := any(st).(reports.Source)
-	if !ok {
-		return fail("this store cannot produce reports (it lacks finding events or evidence references)")
-	}
-	var ev reports.CheckpointSource
-	if e, ok := any(st).(interface{ Evidence() evidence.Source }); ok {
-		ev = e.Evidence()
-	}
-	facts, err := reports.Build(ctx, src, reports.BuildInput{Posture: in, Evidence: ev, Previous: prev, Generated: now, Version: version})
+	src, in, err := reportInput(ctx, cfg, engine, st, asOf, func(err error) {
+		fmt.Fprintf(stderr, "vigil report: roster: %v (row skipped)\n", err)
+	})
 	if err != nil {
 		return fail("%v", err)
 	}
-	doc, err := gen.Generate(facts)
+	in.Previous, in.Generated = prev, now
+	doc, err := reports.Make(ctx, src, *kind, in)
 	if err != nil {
 		return fail("%v", err)
 	}
-	sum, size, err := writeDocument(*output, w, doc)
+	out, err := reports.WriteFile(*output, *format, doc, 0o600)
 	if err != nil {
-		return fail("%v", err)
+		return fail("--output: %v", err)
 	}
+	sum, size := out.SHA256, out.Bytes
 	// Who took which document of the organisation's posture is worth a
 	// record, as for evidence exports; the dashboard logs its downloads.
 	recordCopy(stderr, "report generated", "kind", doc.Kind, "format", strings.ToLower(*format),
@@ -152,41 +143,33 @@ func parseAsOf(s string) (time.Time, error) {
 	return t, nil
 }
 
-// writeDocument writes the document through a temporary file renamed into
-// place, so a failure never leaves half a report, and returns its SHA-256
-// and size. Reports name hosts and accounts: the file is private to the
-// owner.
-func writeDocument(path string, w reports.DocumentWriter, doc *reports.Document) (string, int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".vigil-report-*")
-	if err != nil {
-		return "", 0, fmt.Errorf("--output %s: %w", path, err)
+// reportInput is what a report of cfg's organisation is made from, as
+// vigil report and vigil serve's scheduled reports make it: the store
+// (st must be a reports.Source), its evidence log, and the posture input
+// with engine's rules and the roster's people, as of asOf. Roster rows
+// that cannot be read are passed to skipped.
+func reportInput(ctx context.Context, cfg *config.Config, engine *rules.Engine, st any, asOf time.Time, skipped func(error)) (reports.Source, reports.BuildInput, error) {
+	src, ok := st.(reports.Source)
+	if !ok {
+		return nil, reports.BuildInput{}, errors.New("this store cannot produce reports (it lacks finding events or evidence references)")
 	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(tmp, h)}
-	err = w.WriteDocument(cw, doc)
-	if err == nil {
-		err = tmp.Sync()
+	in := reports.BuildInput{Version: version,
+		Posture: posture.Input{Config: cfg, Catalog: engine.Catalog(), Rules: engine.Rules(), Now: asOf}}
+	if e, ok := st.(interface{ Evidence() evidence.Source }); ok {
+		in.Evidence = e.Evidence()
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if cfg.Roster != "" {
+		ro, rowErrs, err := csvidentity.LoadRoster(ctx, cfg.Roster)
+		for _, e := range rowErrs {
+			skipped(e)
+		}
+		if err != nil {
+			return nil, reports.BuildInput{}, err
+		}
+		for _, m := range ro.Staff {
+			in.Posture.People = append(in.Posture.People, attest.Person{Email: m.Email, Username: m.Username, Name: m.Name,
+				Locations: m.Locations, Hired: m.StartDate, Left: m.EndDate})
+		}
 	}
-	if err != nil {
-		return "", 0, fmt.Errorf("--output %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", 0, fmt.Errorf("--output %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), cw.n, nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return src, in, nil
 }
