@@ -51,6 +51,10 @@ type Config struct {
 	Rules     RuleSettings     `yaml:"rules"`
 	// Alerts configure what vigil serve sends when something gets worse.
 	Alerts AlertSettings `yaml:"alerts"`
+	// Reports are the documents vigil serve writes on a schedule, into
+	// ReportsDir (default DATA_DIR/reports).
+	Reports    []Report `yaml:"reports"`
+	ReportsDir string   `yaml:"reports_dir"`
 }
 
 // AccountSettings tune the identity rules.
@@ -487,6 +491,7 @@ func (c *Config) resolvePaths() {
 		abs(&c.Rules.Dirs[i])
 	}
 	c.Alerts.resolvePaths(abs)
+	c.resolveReportsDir(base)
 }
 
 // Location returns the location with the given id.

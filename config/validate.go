@@ -58,6 +58,7 @@ func (v *validator) validate(c *Config, _ *yaml.Node) {
 	v.telegraf(c, ids)
 	v.scan(&c.Scan)
 	v.alerts(&c.Alerts)
+	v.reports(c)
 	for i, d := range c.Rules.Dirs {
 		v.mustExist(fmt.Sprintf("rules.dirs[%d]", i), d, true)
 	}

@@ -1,8 +1,8 @@
 // Package jobs runs vigil serve's work as River jobs, so that several
 // replicas on one PostgreSQL database share it: scheduled and manual
-// scans, the organisation-wide collector runs and alert cycles are rows
-// in River's queue, each taken by one replica, the schedules are enqueued
-// by River's elected leader only, and a job whose replica died is rescued
+// scans, the organisation-wide collector runs, alert cycles and
+// scheduled reports are rows in River's queue, each taken by one replica,
+// the schedules are enqueued by River's elected leader only, and a job whose replica died is rescued
 // and finished by another. With the embedded SQLite store the queue is a
 // SQLite file beside it, so one vigil serve works the same way alone.
 package jobs
@@ -73,6 +73,9 @@ type Options struct {
 	RescueAfter time.Duration
 	// ID names this replica in River's tables (default host-pid).
 	ID string
+	// TimeZone the reports' cron expressions and file dates are read
+	// in; nil means time.Local, as for the scan schedules.
+	TimeZone *time.Location
 	// Logger receives the queue's logs; River's own are passed on from
 	// warnings up. Nil discards.
 	Logger *slog.Logger
@@ -82,6 +85,9 @@ type Options struct {
 type Tenant struct {
 	Scheduler *daemon.Scheduler
 	Alerter   *daemon.Alerter
+	// Reports reads what the tenant's scheduled reports are made from;
+	// nil when it has none.
+	Reports func(ctx context.Context) (ReportInput, error)
 }
 
 // riverClient is the part of river.Client (for either driver) used here.
@@ -107,6 +113,8 @@ type Queue struct {
 	mu       sync.Mutex
 	tenants  map[string]Tenant
 	periodic map[string][]rivertype.PeriodicJobHandle // by tenant
+	// reportPeriodic are the tenants' scheduled reports.
+	reportPeriodic map[string][]rivertype.PeriodicJobHandle
 }
 
 // Open connects to (or creates) the queue's database, applies River's
@@ -126,14 +134,16 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		host, _ := os.Hostname()
 		opts.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	q := &Queue{opts: opts, log: opts.Logger, tenants: map[string]Tenant{}, periodic: map[string][]rivertype.PeriodicJobHandle{}}
+	q := &Queue{opts: opts, log: opts.Logger, tenants: map[string]Tenant{}, periodic: map[string][]rivertype.PeriodicJobHandle{},
+		reportPeriodic: map[string][]rivertype.PeriodicJobHandle{}}
 	if q.log == nil {
 		q.log = slog.New(slog.DiscardHandler)
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &scanWorker{q: q})
 	river.AddWorker(workers, &alertWorker{q: q})
-	queues := map[string]river.QueueConfig{alertQueue: {MaxWorkers: max(1, len(opts.Tenants))}}
+	river.AddWorker(workers, &reportWorker{q: q})
+	queues := map[string]river.QueueConfig{alertQueue: {MaxWorkers: max(1, len(opts.Tenants))}, reportQueue: {MaxWorkers: 1}}
 	conns := 0
 	for id, n := range opts.Tenants {
 		queues[scanQueue(id)] = river.QueueConfig{MaxWorkers: max(1, n)}

@@ -216,7 +216,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		if err := t.build(ctx, set, *maxParallel, jitter, *only, *vantage, queue, func() *dashboard.Dashboard { return dash }); err != nil {
 			return fail("%v", err)
 		}
-		queue.Serve(t.ID, jobs.Tenant{Scheduler: t.Scheduler, Alerter: t.Alerter})
+		queue.Serve(t.ID, jobs.Tenant{Scheduler: t.Scheduler, Alerter: t.Alerter, Reports: t.reportInput})
+		if err := t.scheduleReports(queue, t.cfg.Reports); err != nil {
+			return fail("%s: %v", t.cfg.Path, err)
+		}
 	}
 
 	var (
@@ -464,7 +467,13 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 				return daemon.Plan{}, err
 			}
 			p := r.Plan()
-			p.Applied = func() { t.Alerter.SetPlan(ap); t.live.set(c, r.Engine()) }
+			p.Applied = func() {
+				t.Alerter.SetPlan(ap)
+				t.live.set(c, r.Engine())
+				if err := t.scheduleReports(queue, c.Reports); err != nil {
+					t.log.Error("reports not rescheduled", "error", err)
+				}
+			}
 			return p, nil
 		},
 	})
