@@ -30,3 +30,12 @@ func TestSuite(t *testing.T) {
 		},
 	})
 }
+
+// BenchmarkAgentIngest: 100 agents push scans at once (begin, 130
+// observations, finish with 30 findings); see storetest.BenchAgentIngest.
+func BenchmarkAgentIngest(b *testing.B) {
+	storetest.BenchAgentIngest(b, storetest.Harness{Dialect: storetest.Postgres, New: pgtest.URL,
+		Open: func(ctx context.Context, url string, o storetest.Options) (storetest.Backend, error) {
+			return Open(ctx, url, WithEvidenceKey(o.Key))
+		}}, 100)
+}

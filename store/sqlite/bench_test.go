@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/observe"
+	"github.com/vigilhq/vigil/store/storetest"
 )
 
 func benchFindings(n int) []observe.Finding {
@@ -69,3 +70,7 @@ func BenchmarkAddObservations(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAgentIngest: 100 agents push scans at once (begin, 130
+// observations, finish with 30 findings); see storetest.BenchAgentIngest.
+func BenchmarkAgentIngest(b *testing.B) { storetest.BenchAgentIngest(b, harness, 100) }

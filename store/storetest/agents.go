@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,5 +200,87 @@ func testAgentBatchesAreIdempotent(t *testing.T, h *Harness) {
 	got, err := s.Agent(ctx, a.ID)
 	if err != nil || !got.LastSeen.Equal(at(3)) {
 		t.Errorf("last seen after a batch: %+v, %v; want %s", got.LastSeen, err, at(3))
+	}
+}
+
+// Batches pushed at once by many agents (the store may commit several in
+// one transaction) are each stored exactly once: a batch sent twice at
+// the same time is one store and one duplicate, a batch refused (another
+// agent's scan) changes nothing and takes no other batch down with it,
+// and the evidence log verifies afterwards.
+func testAgentBatchesConcurrently(t *testing.T, h *Harness) {
+	key := evidenceKey(t, t.TempDir())
+	s := h.fresh(t, WithEvidenceKey(key))
+	ctx := context.Background()
+	const agents, scans = 8, 3
+	ids := make([]string, agents)
+	for i := range ids {
+		tokenT(t, s, fmt.Sprintf("h%d", i), "downtown", time.Now().Add(time.Hour))
+		ids[i] = enrollT(t, s, fmt.Sprintf("h%d", i)).ID
+	}
+	var (
+		wg    sync.WaitGroup
+		dups  atomic.Int32
+		mu    sync.Mutex
+		fails []string
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fails = append(fails, fmt.Sprintf(format, args...))
+	}
+	for i, agent := range ids {
+		wg.Go(func() {
+			for n := range scans {
+				id := fmt.Sprintf("a%d-s%d", i, n)
+				scan := observe.Scan{ID: id, StartedAt: at(n), Locations: []string{"downtown"}}
+				if _, err := s.BeginAgentScan(ctx, agent, id+":0", scan); err != nil {
+					fail("begin %s: %v", id, err)
+					return
+				}
+				// The same batch twice at once, and another agent's batch
+				// for this scan, refused.
+				var inner sync.WaitGroup
+				for range 2 {
+					inner.Go(func() {
+						dup, err := s.AddAgentObservations(ctx, agent, id+":1", id, serviceObs(5))
+						if err != nil {
+							fail("observations %s: %v", id, err)
+						} else if dup {
+							dups.Add(1)
+						}
+					})
+				}
+				inner.Go(func() {
+					other := ids[(i+1)%agents]
+					if _, err := s.AddAgentObservations(ctx, other, id+":x", id, serviceObs(2)); !errors.Is(err, store.ErrForeignScan) {
+						fail("another agent's observations for %s: %v, want ErrForeignScan", id, err)
+					}
+				})
+				inner.Wait()
+				scan.FinishedAt, scan.Complete = at(n).Add(time.Minute), true
+				if _, _, dup, err := s.FinishAgentScan(ctx, agent, id+":2", scan, nil); err != nil || dup {
+					fail("finish %s: duplicate %v, %v", id, dup, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, f := range fails {
+		t.Error(f)
+	}
+	if got := dups.Load(); got != agents*scans {
+		t.Errorf("%d duplicates, want %d (one per batch sent twice)", got, agents*scans)
+	}
+	for i := range ids {
+		for n := range scans {
+			id := fmt.Sprintf("a%d-s%d", i, n)
+			if obs, err := s.Observations(ctx, id); err != nil || len(obs) != 5 {
+				t.Errorf("scan %s: %d observations, %v; want 5", id, len(obs), err)
+			}
+		}
+	}
+	if _, err := verifyT(exportT(t, s, key)); err != nil {
+		t.Errorf("evidence log after concurrent batches: %v", err)
 	}
 }

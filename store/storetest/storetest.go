@@ -88,7 +88,7 @@ var tests = []func(*testing.T, *Harness){
 	testAttestationsRoundTrip, testAttestationsAreAppendOnly, testAttestationsInEvidenceLog,
 	testEvidenceLogsEveryWrite, testEvidenceTablesAreAppendOnly, testEvidenceTamperedInDatabaseIsNamed,
 	testEvidenceRollsBackWithTheWrite, testEvidenceWithoutKeyThenWithKey,
-	testAgentEnrollment, testAgentHeartbeatAndRevocation, testAgentBatchesAreIdempotent,
+	testAgentEnrollment, testAgentHeartbeatAndRevocation, testAgentBatchesAreIdempotent, testAgentBatchesConcurrently,
 }
 
 // open opens the database at loc and closes it when the test ends.

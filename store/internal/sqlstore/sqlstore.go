@@ -56,6 +56,8 @@ type DB struct {
 	// evidenceKey signs the evidence log's checkpoints; nil writes the
 	// chain without signing it.
 	evidenceKey *evidence.Key
+	// group queues agent batches for the writer; see writeGrouped.
+	group groupQueue
 }
 
 // New wraps an open pool. name prefixes every error ("store NAME: ..."); now
@@ -236,8 +238,10 @@ func (d *DB) AddObservations(ctx context.Context, scanID string, obs []observe.O
 }
 
 // addObservations is AddObservations with pre, when not nil, run first in
-// its transaction: an error from pre rolls everything back.
-func (d *DB) addObservations(ctx context.Context, scanID string, obs []observe.Observation, pre func(*sql.Tx) error) error {
+// its transaction: an error from pre rolls everything back. A write with
+// pre is an agent batch's, and shares the writer's transaction with the
+// others queued (writeGrouped).
+func (d *DB) addObservations(ctx context.Context, scanID string, obs []observe.Observation, pre func(context.Context, *sql.Tx) error) error {
 	attrs := make([]any, len(obs))
 	for i, o := range obs {
 		if len(o.Attrs) == 0 {
@@ -249,24 +253,27 @@ func (d *DB) addObservations(ctx context.Context, scanID string, obs []observe.O
 		}
 		attrs[i] = s
 	}
-	err := d.write(ctx, func(tx *sql.Tx) error {
+	err := d.writeWith(ctx, pre != nil, func(ctx context.Context, tx *sql.Tx) error {
 		if pre != nil {
-			if err := pre(tx); err != nil {
+			if err := pre(ctx, tx); err != nil {
 				return err
 			}
 		}
-		exists, finished, err := scanState(ctx, tx, scanID)
+		// The scan's state and its next seq in one statement: a round trip
+		// fewer to PostgreSQL under the write lock.
+		var (
+			finished sql.NullString
+			next     int
+		)
+		err := tx.QueryRowContext(ctx, `SELECT finished_at, (SELECT COALESCE(MAX(seq), -1) + 1 FROM observations WHERE scan_id = $1)
+			FROM scans WHERE id = $1`, scanID).Scan(&finished, &next)
 		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return store.ErrUnknownScan
 		case err != nil:
 			return err
-		case !exists:
-			return store.ErrUnknownScan
-		case finished:
+		case finished.Valid:
 			return store.ErrScanFinished
-		}
-		var next int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), -1) + 1 FROM observations WHERE scan_id = $1`, scanID).Scan(&next); err != nil {
-			return err
 		}
 		rows := make([]evidence.ObservationRow, len(obs))
 		for start := 0; start < len(obs); start += batchRows {
@@ -462,8 +469,9 @@ func (d *DB) FinishScan(ctx context.Context, scan observe.Scan, findings []obser
 }
 
 // finishScan is FinishScan with pre, when not nil, run first in its
-// transaction: an error from pre rolls everything back.
-func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding, pre func(*sql.Tx) error) (current, resolved []observe.Finding, err error) {
+// transaction: an error from pre rolls everything back. A write with pre
+// is an agent batch's, grouped as in addObservations.
+func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []observe.Finding, pre func(context.Context, *sql.Tx) error) (current, resolved []observe.Finding, err error) {
 	if scan.ID == "" {
 		return nil, nil, d.errorf("finish scan: empty scan id")
 	}
@@ -521,9 +529,9 @@ func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []obser
 		return nil, nil, d.errorf("finish scan %s: %w", scan.ID, err)
 	}
 
-	err = d.write(ctx, func(tx *sql.Tx) error {
+	err = d.writeWith(ctx, pre != nil, func(ctx context.Context, tx *sql.Tx) error {
 		if pre != nil {
-			if err := pre(tx); err != nil {
+			if err := pre(ctx, tx); err != nil {
 				return err
 			}
 		}
@@ -593,32 +601,45 @@ func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []obser
 			return fmt.Errorf("load findings: %w", err)
 		}
 
-		// 3. Upsert each finding with its next state.
-		insert, err := tx.PrepareContext(ctx, `INSERT INTO findings (id, rule, category, severity, severity_rank, title,
-			location, target, controls, evidence, remediation, status, first_seen, last_seen, resolved_at,
-			first_scan_id, last_scan_id, vantage)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)`)
-		if err != nil {
-			return err
-		}
-		defer insert.Close()
-		updateAll, err := tx.PrepareContext(ctx, `UPDATE findings SET rule = $2, category = $3, severity = $4,
-			severity_rank = $5, title = $6, location = $7, target = $8, controls = $9, evidence = $10, remediation = $11,
-			status = $12, first_seen = $13, last_seen = $14, resolved_at = $15, last_scan_id = $16, vantage = $17 WHERE id = $1`)
-		if err != nil {
-			return err
-		}
-		defer updateAll.Close()
-		updateState, err := tx.PrepareContext(ctx, `UPDATE findings SET status = $2, first_seen = $3, last_seen = $4,
-			resolved_at = $5 WHERE id = $1`)
-		if err != nil {
-			return err
-		}
-		defer updateState.Close()
-
+		// 3. Upsert each finding with its next state: those new or seen
+		// last by this scan in multi-row INSERT ... ON CONFLICT statements
+		// (every column but first_scan_id, which an update keeps), those a
+		// newer scan saw already one by one (their state only; rare: an
+		// agent's buffered scan arriving late).
 		events := make([]eventRow, 0, len(batch))
 		recs := make([]evidence.Record, 1, 1+len(batch)) // recs[0]: the scan, once the counts are known
 		current = make([]observe.Finding, 0, len(batch))
+		upserts := make([]int, 0, len(batch)) // indexes into current
+		resolvedAt := make([]any, 0, len(batch))
+		flush := func() error {
+			if len(upserts) == 0 {
+				return nil
+			}
+			q := d.query()
+			q.WriteString(`INSERT INTO findings (id, rule, category, severity, severity_rank, title,
+			location, target, controls, evidence, remediation, status, first_seen, last_seen, resolved_at,
+			first_scan_id, last_scan_id, vantage) VALUES `)
+			for i, j := range upserts {
+				f, p := &current[j], &batch[j]
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				q.row(f.ID, f.Rule, string(f.Category), string(f.Severity), f.Severity.Rank(), f.Title,
+					f.Location, f.Target, p.controls, p.evidence, f.Remediation, string(f.Status),
+					formatTime(f.FirstSeen), formatTime(f.LastSeen), resolvedAt[i], scan.ID, scan.ID, f.Vantage)
+			}
+			q.WriteString(` ON CONFLICT (id) DO UPDATE SET rule = excluded.rule, category = excluded.category,
+			severity = excluded.severity, severity_rank = excluded.severity_rank, title = excluded.title,
+			location = excluded.location, target = excluded.target, controls = excluded.controls,
+			evidence = excluded.evidence, remediation = excluded.remediation, status = excluded.status,
+			first_seen = excluded.first_seen, last_seen = excluded.last_seen, resolved_at = excluded.resolved_at,
+			last_scan_id = excluded.last_scan_id, vantage = excluded.vantage`)
+			upserts, resolvedAt = upserts[:0], resolvedAt[:0]
+			if _, err := tx.ExecContext(ctx, q.String(), q.args...); err != nil {
+				return fmt.Errorf("upsert findings: %w", err)
+			}
+			return nil
+		}
 		for _, p := range batch {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -631,20 +652,12 @@ func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []obser
 			}
 			next, ev, latest := seenAt(prevp, t)
 			f.Status, f.FirstSeen, f.LastSeen = next.status, next.firstSeen, next.lastSeen
-			switch {
-			case !ok:
-				_, err = insert.ExecContext(ctx, f.ID, f.Rule, string(f.Category), string(f.Severity), f.Severity.Rank(), f.Title,
-					f.Location, f.Target, p.controls, p.evidence, f.Remediation, string(f.Status),
-					formatTime(f.FirstSeen), formatTime(f.LastSeen), nullTime(next.resolvedAt), scan.ID, f.Vantage)
-			case latest:
-				_, err = updateAll.ExecContext(ctx, f.ID, f.Rule, string(f.Category), string(f.Severity), f.Severity.Rank(), f.Title,
-					f.Location, f.Target, p.controls, p.evidence, f.Remediation, string(f.Status),
-					formatTime(f.FirstSeen), formatTime(f.LastSeen), nullTime(next.resolvedAt), scan.ID, f.Vantage)
-			default:
-				_, err = updateState.ExecContext(ctx, f.ID, string(f.Status), formatTime(f.FirstSeen), formatTime(f.LastSeen),
-					nullTime(next.resolvedAt))
-			}
-			if err != nil {
+			if !ok || latest {
+				upserts = append(upserts, len(current))
+				resolvedAt = append(resolvedAt, nullTime(next.resolvedAt))
+			} else if _, err := tx.ExecContext(ctx, `UPDATE findings SET status = $2, first_seen = $3, last_seen = $4,
+				resolved_at = $5 WHERE id = $1`, f.ID, string(f.Status), formatTime(f.FirstSeen), formatTime(f.LastSeen),
+				nullTime(next.resolvedAt)); err != nil {
 				return fmt.Errorf("finding %s (%s at %s): %w", f.ID, f.Rule, f.Target, err)
 			}
 			events = append(events, eventRow{findingID: f.ID, event: ev})
@@ -654,6 +667,14 @@ func (d *DB) finishScan(ctx context.Context, scan observe.Scan, findings []obser
 				return err
 			}
 			recs = append(recs, rec)
+			if len(upserts) == batchRows/2 { // 18 parameters a row
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 
 		// 4. A complete scan resolves the open findings of its locations it
