@@ -28,6 +28,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/vigilhq/vigil/daemon"
+	"github.com/vigilhq/vigil/store/postgres"
 )
 
 // FileName is the SQLite queue's file in the first configuration's
@@ -175,7 +176,7 @@ func (q *Queue) openPostgres(ctx context.Context, cfg *river.Config, conns int) 
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
 	}
-	q.name = redact(q.opts.Postgres)
+	q.name = postgres.Redact(q.opts.Postgres)
 	// Every running job holds one connection for its location's lock;
 	// River needs a few of its own.
 	pcfg.MaxConns = int32(conns + len(q.opts.Tenants) + 8)
@@ -291,11 +292,11 @@ func migrateSQLite(ctx context.Context, db *sql.DB) error {
 func Migrate(ctx context.Context, rawURL string) (int, error) {
 	pool, err := pgxpool.New(ctx, rawURL)
 	if err != nil {
-		return 0, fmt.Errorf("jobs %s: %w", redact(rawURL), err)
+		return 0, fmt.Errorf("jobs %s: %w", postgres.Redact(rawURL), err)
 	}
 	defer pool.Close()
 	if err := migratePostgres(ctx, pool); err != nil {
-		return 0, fmt.Errorf("jobs %s: %w", redact(rawURL), err)
+		return 0, fmt.Errorf("jobs %s: %w", postgres.Redact(rawURL), err)
 	}
 	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	if err != nil {
@@ -386,20 +387,3 @@ func (w warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
 }
 func (w warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{w.Handler.WithAttrs(as)} }
 func (w warnOnly) WithGroup(n string) slog.Handler       { return warnOnly{w.Handler.WithGroup(n)} }
-
-// redact drops a URL's password.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "postgres://(unparseable URL)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
