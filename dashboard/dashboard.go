@@ -99,6 +99,9 @@ type Tenant struct {
 	// Documents keeps attestation documents; zero means
 	// DATA_DIR/documents of Config.
 	Documents attest.Documents
+	// ReportsDir is where vigil serve writes the scheduled reports the
+	// Reports page lists; "" means Config.ReportsDir (DATA_DIR/reports).
+	ReportsDir string
 	// Metrics serves this tenant's posture metrics at GET /metrics
 	// (telemetry.MetricsHandler); nil falls back to
 	// Options.Telemetry.Metrics when there is only one tenant.

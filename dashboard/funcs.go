@@ -47,7 +47,21 @@ var funcs = template.FuncMap{
 	"sev":       func(m map[observe.Severity]int, s string) int { return m[observe.Severity(s)] },
 	"cellLabel": func(s observe.CellStatus) string { return cellLabels[s] },
 	"add":       func(a, b int) int { return a + b },
+	"size":      fileSize,
 	"svg":       func(s string) template.HTML { return template.HTML(s) }, // only for charts built by chart.go, which escapes every label
+}
+
+// fileSize is a byte count for people: 940 B, 12.3 KiB, 1.5 MiB.
+func fileSize(n int64) string {
+	const k = 1024
+	switch {
+	case n < k:
+		return fmt.Sprintf("%d B", n)
+	case n < k*k:
+		return fmt.Sprintf("%.1f KiB", float64(n)/k)
+	default:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
+	}
 }
 
 // cellLabels are the matrix cells' text: the colour is never the only

@@ -238,15 +238,29 @@ func (s *server) scanNow(c *gin.Context) {
 	c.Redirect(http.StatusSeeOther, "/scans?notice="+url.QueryEscape("scan of "+loc+" queued"))
 }
 
-// reportsPage lists what can be exported today.
+// reportsPage lists what can be exported today and, to whoever may have
+// organisation-wide reports, the scheduled report files written so far.
 type reportsPage struct {
 	base
-	CanExport bool
+	CanExport  bool
+	CanReports bool
+	Files      []reportFile
+	FilesTotal int
+	FilesErr   bool
 }
 
 func (s *server) reports(c *gin.Context) {
 	p := principal(c)
-	s.render(c, http.StatusOK, "reports.html", reportsPage{base: s.page(c, "reports", "Reports"), CanExport: p.Role.Grants(users.PermExport)})
+	pg := reportsPage{base: s.page(c, "reports", "Reports"), CanExport: p.Role.Grants(users.PermExport), CanReports: mayDownloadReports(p)}
+	if pg.CanReports {
+		var err error
+		if pg.Files, pg.FilesTotal, err = tenantOf(c).reportFiles(); err != nil {
+			// The rest of the page still works: say so, and log why.
+			s.log.Error("dashboard: scheduled reports not listed", "tenant", string(tenantOf(c).ID), "err", err)
+			pg.FilesErr = true
+		}
+	}
+	s.render(c, http.StatusOK, "reports.html", pg)
 }
 
 // settingsPage has the account's own settings and, by role, users, alert

@@ -45,6 +45,8 @@ func (s *server) mountPages(r *gin.Engine) {
 	a.GET("/export/findings.json", s.exportFindingsJSON)
 	a.GET("/export/risks.csv", s.exportRisksCSV)
 	a.GET("/reports/:kind", s.report)
+	a.GET("/reports/files/:name", s.reportFileDownload)
+	a.GET("/api/v1/reports/files", s.reportFilesAPI)
 	a.GET("/documents/:sha256", s.document)
 	a.GET("/settings", s.settings)
 	a.POST("/settings/users", s.settingsUsers)
