@@ -90,7 +90,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", name, err)
 	}
 	db.SetMaxOpenConns(o.maxConns)
-	db.SetMaxIdleConns(min(o.maxConns, 4))
+	// Every connection stays open while idle (up to the idle timeout):
+	// under a burst of agent batches, closing all but a few as they
+	// come back meant a new server process per request or two.
+	db.SetMaxIdleConns(o.maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -99,6 +102,10 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store %s: connect: %w", name, err)
 	}
 	core := sqlstore.New(db, name, o.now, sqlstore.Dollar)
+	// One transaction per agent batch: with no fsync to share, a savepoint
+	// per batch costs PostgreSQL more round trips than the commit it saves
+	// (measured: docs/benchmarks.md, "Agent ingest").
+	core.SetGroupLimit(1)
 	core.SetTxStart(func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLockKey)
 		return err

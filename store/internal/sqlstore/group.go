@@ -19,9 +19,15 @@ import (
 // the others or not at all, so a batch is still stored exactly once and
 // its id with it.
 
-// maxGroup bounds the batches one transaction commits, so a group's
-// latency stays that of a few batches.
-const maxGroup = 32
+// DefaultGroupLimit bounds the batches one transaction commits, so a
+// group's latency stays that of a few batches; see SetGroupLimit.
+const DefaultGroupLimit = 32
+
+// SetGroupLimit sets how many agent batches one transaction may commit
+// (DefaultGroupLimit when unset); 1 gives every batch a transaction of its
+// own. A backend whose commit is cheap next to a savepoint's round trips
+// (PostgreSQL) may prefer 1.
+func (d *DB) SetGroupLimit(n int) { d.groupLimit = max(n, 1) }
 
 // groupTimeout bounds one group's transaction: it no longer runs under
 // any one caller's context, since another caller's batch shares it.
@@ -78,12 +84,16 @@ func (d *DB) writeGrouped(ctx context.Context, fn func(ctx context.Context, tx *
 	}
 }
 
-// runGroup, holding the write lock, runs the queued batches (at most
-// maxGroup, oldest first) in one transaction and releases the lock.
+// runGroup, holding the write lock, runs the queued batches (at most the
+// group limit, oldest first) in one transaction and releases the lock.
 func (d *DB) runGroup() {
 	defer func() { <-d.sem }()
 	d.group.mu.Lock()
-	n := min(len(d.group.ops), maxGroup)
+	limit := d.groupLimit
+	if limit == 0 {
+		limit = DefaultGroupLimit
+	}
+	n := min(len(d.group.ops), limit)
 	ops := make([]*groupOp, 0, n)
 	for _, op := range d.group.ops[:n] {
 		if op.state.CompareAndSwap(opQueued, opTaken) {

@@ -57,7 +57,8 @@ type DB struct {
 	// chain without signing it.
 	evidenceKey *evidence.Key
 	// group queues agent batches for the writer; see writeGrouped.
-	group groupQueue
+	group      groupQueue
+	groupLimit int // 0: DefaultGroupLimit
 }
 
 // New wraps an open pool. name prefixes every error ("store NAME: ..."); now
