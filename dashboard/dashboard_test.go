@@ -564,3 +564,43 @@ func TestReportDownloads(t *testing.T) {
 		t.Error("the OCR pack download is not in the audit trail")
 	}
 }
+
+// Scans stored back to back (agents finishing scans all day) do not have
+// the posture rebuilt back to back: invalidations during a rebuild fold
+// into one, and the next waits as long as the last took (at least a
+// second), so a burst of a hundred stored scans over half a second costs
+// two or three rebuilds, not a hundred.
+func TestInvalidateBurstRebuildsSparingly(t *testing.T) {
+	f := newFixture(t)
+	tn := f.dash.s.tenants["glow"]
+	waitIdle := func() {
+		t.Helper()
+		for i := 0; ; i++ {
+			tn.mu.Lock()
+			idle := !tn.building
+			tn.mu.Unlock()
+			if idle {
+				return
+			}
+			if i == 1000 {
+				t.Fatal("rebuild never ended")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitIdle()
+	tn.mu.Lock()
+	before := tn.finished
+	tn.mu.Unlock()
+	for range 100 {
+		f.dash.Invalidate("glow")
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitIdle()
+	tn.mu.Lock()
+	builds := tn.finished - before
+	tn.mu.Unlock()
+	if builds < 1 || builds > 3 {
+		t.Fatalf("%d rebuilds for a burst of 100 invalidations over 0.5 s; want 1 to 3", builds)
+	}
+}

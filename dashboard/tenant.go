@@ -36,6 +36,12 @@ type tenant struct {
 	lastErr  error
 	started  int64 // builds started
 	finished int64 // number of the last build that ended
+	// nextAt is the earliest start of the next rebuild (a pause after
+	// the last). urgent skips the pause once, and hurry ends one under
+	// way: a change made through the dashboard, whose page waits for it.
+	nextAt time.Time
+	urgent bool
+	hurry  chan struct{}
 }
 
 // invalidate marks the view stale and starts a rebuild unless one is
@@ -60,6 +66,31 @@ func (t *tenant) invalidate() {
 func (t *tenant) rebuildLoop() {
 	defer t.s.wg.Done()
 	for {
+		// Scans stored one after another (agents finishing scans all
+		// day) would have a rebuild start after each: the next waits
+		// as long as the last took (1 to 30 seconds), so rebuilding
+		// takes at most about half a core and every scan stored
+		// meanwhile is taken in by one rebuild.
+		for {
+			t.mu.Lock()
+			wait := time.Until(t.nextAt)
+			if t.urgent {
+				wait, t.urgent = 0, false
+			}
+			t.mu.Unlock()
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-t.s.done:
+				t.mu.Lock()
+				t.building = false
+				t.mu.Unlock()
+				return
+			case <-t.hurry:
+			case <-time.After(wait):
+			}
+		}
 		t.mu.Lock()
 		t.started++
 		n := t.started
@@ -68,7 +99,9 @@ func (t *tenant) rebuildLoop() {
 		start := time.Now()
 		v, err := buildView(ctx, t, t.s.now())
 		cancel()
+		took := time.Since(start)
 		t.mu.Lock()
+		t.nextAt = time.Now().Add(min(max(took, rebuildGapMin), rebuildGapMax))
 		if err != nil {
 			t.lastErr = err
 			t.s.log.Error("dashboard: posture not rebuilt; serving the previous one", "tenant", string(t.ID), "err", err)
@@ -97,6 +130,12 @@ func (t *tenant) rebuildLoop() {
 		t.mu.Unlock()
 	}
 }
+
+// Bounds of the pause between one rebuild's end and the next's start.
+const (
+	rebuildGapMin = time.Second
+	rebuildGapMax = 30 * time.Second
+)
 
 // view returns the current view, waiting for the first one; a view older
 // than the maximum age is served while a newer one is built.
@@ -382,7 +421,7 @@ func newTenant(s *server, tc Tenant) (*tenant, error) {
 		}
 		tc.Documents.Dir = filepath.Join(dir, "documents")
 	}
-	return &tenant{Tenant: tc, s: s, ready: make(chan struct{})}, nil
+	return &tenant{Tenant: tc, s: s, ready: make(chan struct{}), hurry: make(chan struct{}, 1)}, nil
 }
 
 // location returns the configured location with id.
@@ -417,7 +456,12 @@ func (t *tenant) visibleLocations(p users.Principal) []string {
 func (t *tenant) refresh(ctx context.Context) {
 	t.mu.Lock()
 	want := t.started + 1
+	t.urgent = true
 	t.mu.Unlock()
+	select {
+	case t.hurry <- struct{}{}:
+	default:
+	}
 	t.invalidate()
 	deadline := time.After(10 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)

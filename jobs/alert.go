@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -29,10 +30,21 @@ func (AlertArgs) InsertOpts() river.InsertOpts {
 			rivertype.JobStateRunning, rivertype.JobStateScheduled}}}
 }
 
+// followUpDelay is how long after a request a follow-up cycle (one asked
+// for while another runs) becomes due. Each cycle reads the whole
+// posture: with hundreds of agents finishing scans, cycles back to back
+// would take a core; a follow-up a few seconds out takes in every scan
+// stored meanwhile at once.
+const followUpDelay = 5 * time.Second
+
 // requestCycle queues an alert cycle for tenant unless one is waiting.
 func (q *Queue) requestCycle(ctx context.Context, tenant, reason string) error {
 	for slot := range 2 {
-		res, err := q.client.Insert(ctx, AlertArgs{Tenant: tenant, Slot: slot, Reason: reason}, nil)
+		var opts *river.InsertOpts
+		if slot == 1 {
+			opts = &river.InsertOpts{ScheduledAt: time.Now().Add(followUpDelay)}
+		}
+		res, err := q.client.Insert(ctx, AlertArgs{Tenant: tenant, Slot: slot, Reason: reason}, opts)
 		if err != nil {
 			return err
 		}
