@@ -155,6 +155,9 @@ func NewHTTPClient(t Trust) (*http.Client, error) {
 type StatusError struct {
 	Code    int
 	Message string
+	// Reason is the answer's protocol error code ("revoked", "clock",
+	// ...); empty from a server that sends none.
+	Reason string
 }
 
 func (e *StatusError) Error() string {
@@ -175,10 +178,17 @@ var ErrRefused = errors.New("the server refuses this agent")
 // another agent's scan), not the agent.
 func classify(err error) error {
 	var se *StatusError
-	if errors.As(err, &se) && se.Code == http.StatusUnauthorized && !strings.Contains(se.Message, protocol.HeaderDate) {
-		return fmt.Errorf("%w: %w", ErrRefused, err)
+	if !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
+		return err
 	}
-	return err
+	clock := se.Reason == protocol.CodeClock
+	if se.Reason == "" { // a server from before error codes
+		clock = strings.Contains(se.Message, protocol.HeaderDate)
+	}
+	if clock {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRefused, err)
 }
 
 // rejected reports whether the server refused a batch for what it is
@@ -195,7 +205,10 @@ func rejected(err error) bool {
 	case http.StatusBadRequest, http.StatusForbidden, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity, http.StatusUnsupportedMediaType:
 		return true
 	case http.StatusConflict:
-		return strings.Contains(se.Message, "never begun") || strings.Contains(se.Message, "already finished")
+		if se.Reason != "" {
+			return se.Reason == protocol.CodeScanNotBegun || se.Reason == protocol.CodeScanFinished
+		}
+		return strings.Contains(se.Message, "never begun") || strings.Contains(se.Message, "already finished") // a server from before error codes
 	}
 	return false
 }
@@ -310,7 +323,7 @@ func do(hc *http.Client, r *http.Request, out any) error {
 		if len(msg) > 300 {
 			msg = msg[:300] + "..."
 		}
-		return &StatusError{Code: resp.StatusCode, Message: msg}
+		return &StatusError{Code: resp.StatusCode, Message: msg, Reason: e.Code}
 	}
 	if out == nil {
 		return nil

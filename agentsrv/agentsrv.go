@@ -155,10 +155,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeError answers with a protocol.Error.
-func writeError(w http.ResponseWriter, code int, msg string) {
+func writeError(w http.ResponseWriter, code int, msg string) { writeCoded(w, code, "", msg) }
+
+// writeCoded answers with a protocol.Error carrying one of the protocol's
+// error codes.
+func writeCoded(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(protocol.Error{Error: msg})
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(protocol.Error{Error: msg, Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -248,31 +252,35 @@ func (s *Server) signed(timeout time.Duration, h func(context.Context, http.Resp
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		refuse := func(reason string, args ...any) {
+		refuse := func(code, reason string, args ...any) {
 			s.log.Warn("agent request refused", append([]any{"path", r.URL.Path, "reason", reason, "remote", r.RemoteAddr}, args...)...)
-			writeError(w, http.StatusUnauthorized, reason)
+			writeCoded(w, http.StatusUnauthorized, code, reason)
 		}
 		sig, err := protocol.ParseSigned(r, s.now())
 		if err != nil {
-			refuse(err.Error())
+			code := protocol.CodeBadSignature
+			if errors.Is(err, protocol.ErrClockSkew) {
+				code = protocol.CodeClock
+			}
+			refuse(code, err.Error())
 			return
 		}
 		t := s.tenants[sig.Tenant]
 		if t == nil {
-			refuse("unknown tenant " + sig.Tenant)
+			refuse(protocol.CodeUnknownAgent, "unknown tenant "+sig.Tenant)
 			return
 		}
 		a, err := t.Store.Agent(ctx, sig.AgentID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			refuse("unknown agent "+sig.AgentID+": enroll it again with a new token", "tenant", t.ID)
+			refuse(protocol.CodeUnknownAgent, "unknown agent "+sig.AgentID+": enroll it again with a new token", "tenant", t.ID)
 			return
 		case err != nil:
 			s.log.Error("agent lookup failed", "tenant", t.ID, "agent", sig.AgentID, "error", err)
 			writeError(w, http.StatusInternalServerError, "the server could not look the agent up: try again later")
 			return
 		case a.Revoked():
-			refuse("agent "+a.ID+" was revoked: enroll a new one with a new token", "tenant", t.ID, "agent", a.ID)
+			refuse(protocol.CodeRevoked, "agent "+a.ID+" was revoked: enroll a new one with a new token", "tenant", t.ID, "agent", a.ID)
 			return
 		}
 		// The body is read before the signature over it can be checked:
@@ -286,7 +294,7 @@ func (s *Server) signed(timeout time.Duration, h func(context.Context, http.Resp
 			return
 		}
 		if err := sig.Verify(ed25519.PublicKey(a.PublicKey), r, body); err != nil {
-			refuse(err.Error(), "tenant", t.ID, "agent", a.ID)
+			refuse(protocol.CodeBadSignature, err.Error(), "tenant", t.ID, "agent", a.ID)
 			return
 		}
 		if !s.allow(t.ID + "/" + a.ID) {
@@ -353,7 +361,7 @@ func (s *Server) handleHeartbeat(ctx context.Context, w http.ResponseWriter, _ *
 		LastScanID: trim(hb.LastScanID, 128), LastScanAt: hb.LastScanAt, AssignmentVersion: trim(hb.AssignmentVersion, 64)}
 	if err := c.tenant.Store.RecordHeartbeat(ctx, c.agent.ID, h); err != nil {
 		if errors.Is(err, store.ErrAgentRevoked) {
-			writeError(w, http.StatusUnauthorized, "agent "+c.agent.ID+" was revoked")
+			writeCoded(w, http.StatusUnauthorized, protocol.CodeRevoked, "agent "+c.agent.ID+" was revoked")
 			return
 		}
 		s.log.Error("heartbeat not recorded", "tenant", c.tenant.ID, "agent", c.agent.ID, "error", err)

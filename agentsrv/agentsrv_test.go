@@ -122,6 +122,9 @@ func errBody(resp *http.Response) string {
 	var e protocol.Error
 	_ = json.NewDecoder(resp.Body).Decode(&e)
 	resp.Body.Close()
+	if e.Code != "" {
+		return "[" + e.Code + "] " + e.Error
+	}
 	return e.Error
 }
 
@@ -285,16 +288,16 @@ func TestSignatureRefusals(t *testing.T) {
 		agent      *testAgent
 		tamper     func(*http.Request)
 	}{
-		{"signed by another key", "bad signature", &testAgent{f: f, id: a.id, key: otherKey}, nil},
-		{"body changed after signing", "bad signature", a, func(r *http.Request) {
+		{"signed by another key", "[bad-signature] bad signature", &testAgent{f: f, id: a.id, key: otherKey}, nil},
+		{"body changed after signing", "[bad-signature] bad signature", a, func(r *http.Request) {
 			r.Body = http.NoBody
 			r.ContentLength = 0
 		}},
-		{"no signature", "Vigil-Agent", a, func(r *http.Request) { r.Header.Del(protocol.HeaderAgent) }},
-		{"stale date", "from the server's clock", a, func(r *http.Request) {
+		{"no signature", "[bad-signature] missing or malformed Vigil-Agent", a, func(r *http.Request) { r.Header.Del(protocol.HeaderAgent) }},
+		{"stale date", "[clock] clock skew: Vigil-Date", a, func(r *http.Request) {
 			r.Header.Set(protocol.HeaderDate, f.now.Add(-time.Hour).Format(time.RFC3339))
 		}},
-		{"unknown agent", "unknown agent", &testAgent{f: f, id: "ag-nobody", key: a.key}, nil},
+		{"unknown agent", "[unknown-agent] unknown agent", &testAgent{f: f, id: "ag-nobody", key: a.key}, nil},
 	}
 	for _, tc := range cases {
 		resp := tc.agent.do(http.MethodPost, protocol.PathHeartbeat, hb, false, tc.tamper)
@@ -312,8 +315,8 @@ func TestSignatureRefusals(t *testing.T) {
 			method = http.MethodGet
 		}
 		resp := a.do(method, path, nil, false, nil)
-		if msg := errBody(resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(msg, "revoked") {
-			t.Errorf("revoked agent %s: %s %q, want 401 revoked", path, resp.Status, msg)
+		if msg := errBody(resp); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(msg, "[revoked] ") {
+			t.Errorf("revoked agent %s: %s %q, want 401 [revoked]", path, resp.Status, msg)
 		}
 	}
 }

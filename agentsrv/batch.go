@@ -137,16 +137,16 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 		}
 	}
 	if err != nil {
-		code, msg := http.StatusInternalServerError, "batch not stored: try again later"
+		code, reason, msg := http.StatusInternalServerError, "", "batch not stored: try again later"
 		switch {
 		case errors.Is(err, store.ErrAgentRevoked):
-			code, msg = http.StatusUnauthorized, "agent "+c.agent.ID+" was revoked"
+			code, reason, msg = http.StatusUnauthorized, protocol.CodeRevoked, "agent "+c.agent.ID+" was revoked"
 		case errors.Is(err, store.ErrForeignScan):
 			code, msg = http.StatusForbidden, "scan "+b.Scan.ID+" is not this agent's"
 		case errors.Is(err, store.ErrUnknownScan):
-			code, msg = http.StatusConflict, "scan "+b.Scan.ID+" was never begun: send its begin batch first"
+			code, reason, msg = http.StatusConflict, protocol.CodeScanNotBegun, "scan "+b.Scan.ID+" was never begun: send its begin batch first"
 		case errors.Is(err, store.ErrScanFinished):
-			code, msg = http.StatusConflict, "scan "+b.Scan.ID+" is already finished"
+			code, reason, msg = http.StatusConflict, protocol.CodeScanFinished, "scan "+b.Scan.ID+" is already finished"
 		case errors.Is(err, context.DeadlineExceeded):
 			code, msg = http.StatusServiceUnavailable, "the server took too long to store the batch: send it again"
 		}
@@ -155,7 +155,7 @@ func (s *Server) handleBatch(ctx context.Context, w http.ResponseWriter, r *http
 		} else {
 			log.Warn("agent batch refused", "reason", msg)
 		}
-		writeError(w, code, msg)
+		writeCoded(w, code, reason, msg)
 		return
 	}
 	writeJSON(w, ack)

@@ -70,10 +70,32 @@ const (
 	MaxBatchBytes        = 32 << 20
 )
 
-// Error is the JSON body of every non-2xx answer.
+// Error is the JSON body of every non-2xx answer. Code, when set, says
+// what kind of refusal it is, so an agent acts on it without reading the
+// message (an older server sends none).
 type Error struct {
 	Error string `json:"error"`
+	Code  string `json:"code,omitempty"`
 }
+
+// Error codes.
+const (
+	// The agent is refused (401): retrying cannot help, it stops.
+	CodeRevoked      = "revoked"
+	CodeUnknownAgent = "unknown-agent"
+	CodeBadSignature = "bad-signature"
+	// The request's date is too far from the server's clock (401): the
+	// agent's clock can be fixed while it retries.
+	CodeClock = "clock"
+	// The batch cannot be taken as it is (409): sending it again would be
+	// refused again, so the agent sets it aside.
+	CodeScanNotBegun = "scan-not-begun"
+	CodeScanFinished = "scan-finished"
+)
+
+// ErrClockSkew is wrapped by ParseSigned's error for a date too far from
+// the server's clock.
+var ErrClockSkew = errors.New("clock skew")
 
 // EnrollRequest is what a new agent sends with its one-time token.
 type EnrollRequest struct {
@@ -248,7 +270,7 @@ func ParseSigned(r *http.Request, now time.Time) (Signed, error) {
 		return Signed{}, fmt.Errorf("missing or malformed %s header", HeaderDate)
 	}
 	if d := now.Sub(at); d > MaxClockSkew || d < -MaxClockSkew {
-		return Signed{}, fmt.Errorf("%s %s is more than %s from the server's clock (%s): check the agent's time", HeaderDate, date, MaxClockSkew, now.UTC().Format(time.RFC3339))
+		return Signed{}, fmt.Errorf("%w: %s %s is more than %s from the server's clock (%s): check the agent's time", ErrClockSkew, HeaderDate, date, MaxClockSkew, now.UTC().Format(time.RFC3339))
 	}
 	sig, err := base64.StdEncoding.DecodeString(r.Header.Get(HeaderSignature))
 	if err != nil || len(sig) != ed25519.SignatureSize {
