@@ -47,11 +47,11 @@ type Run struct {
 	// Rules judge what the scan saw. A site agent leaves it nil: the
 	// server evaluates the rules centrally (Evaluate) over what the agent
 	// pushed, and the scan is finished with no findings here.
-	Rules *rules.Engine
-	Store     Store
-	Logger    *slog.Logger
-	Version   string
-	Now       func() time.Time
+	Rules   *rules.Engine
+	Store   Store
+	Logger  *slog.Logger
+	Version string
+	Now     func() time.Time
 	// SegmentationOnly runs only the segmentation test (host discovery
 	// and the reach probes from each vantage point), not the main scan:
 	// a quick check after a firewall change. It resolves only
