@@ -20,7 +20,9 @@ import (
 
 	"github.com/vigilhq/vigil/agent/protocol"
 	"github.com/vigilhq/vigil/agent/spool"
+	"github.com/vigilhq/vigil/collectors"
 	"github.com/vigilhq/vigil/collectors/sources"
+	"github.com/vigilhq/vigil/collectors/telegrafin"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/daemon"
 	"github.com/vigilhq/vigil/observe"
@@ -366,7 +368,7 @@ func (a *agent) plan(ctx context.Context) (daemon.Plan, error) {
 	if err != nil {
 		return daemon.Plan{}, err
 	}
-	r := &runner{cfg: cfg, scanner: sc, store: a.store, sp: a.sp, log: a.log, version: a.o.Version}
+	r := &runner{cfg: cfg, scanner: sc, store: a.store, sp: a.sp, log: a.log, version: a.o.Version, sources: telegrafSources(cfg, a.log)}
 	if svc, why := sources.Services(cfg); svc != nil {
 		r.services = svc
 	} else {
@@ -512,10 +514,51 @@ func (a *agent) saveStatus() {
 	}
 }
 
+// telegrafSources builds the location's telegraf inputs the assignment
+// names, each named protocol.AgentSourceName ("telegraf:x509_cert@downtown")
+// so that what it reports is the location's alone: the server's own
+// inputs of the same plugin keep their findings. One that cannot be built
+// here (a secret file missing on this machine) still runs with every
+// scan, failing, so each scan records the source as not read and the
+// server resolves nothing it reported.
+func telegrafSources(cfg *config.Config, log *slog.Logger) []collectors.Collector {
+	var out []collectors.Collector
+	for i, in := range cfg.Telegraf.Inputs {
+		name := protocol.AgentSourceName("telegraf:"+in.Plugin, in.Location)
+		c, err := telegrafin.New(in)
+		if err != nil {
+			err = fmt.Errorf("telegraf.inputs[%d] of the assignment: %w", i, err)
+			log.Error("telegraf input not usable on this agent: every scan will report it unread", "input", name, "error", err)
+			out = append(out, agentSource{name: name, err: err})
+			continue
+		}
+		out = append(out, agentSource{name: name, c: c})
+	}
+	return out
+}
+
+// agentSource is a source under the agent's name for it; with no
+// collector (it could not be built) reading it fails with err.
+type agentSource struct {
+	name string
+	c    collectors.Collector
+	err  error
+}
+
+func (s agentSource) Name() string { return s.name }
+
+func (s agentSource) Collect(ctx context.Context) ([]observe.Observation, error) {
+	if s.c == nil {
+		return nil, s.err
+	}
+	return s.c.Collect(ctx)
+}
+
 // runner runs the scheduler's jobs with scanrun, spooling what it sees.
 type runner struct {
 	cfg      *config.Config
 	scanner  *scanner.Scanner
+	sources  []collectors.Collector // the location's telegraf inputs
 	services scanrun.ServiceMatcher
 	store    *SpoolStore
 	sp       *spool.Spool
@@ -528,7 +571,7 @@ func (r *runner) RunJob(ctx context.Context, job daemon.Job, progress daemon.Pro
 	log := r.log.With("location", job.Location)
 	// scanrun names the location in its own lines.
 	run := &scanrun.Run{Config: r.cfg, Locations: []string{job.Location}, Scanner: r.scanner, Services: r.services,
-		Store: r.store, Logger: r.log, Version: r.version,
+		Store: r.store, Logger: r.log, Version: r.version, Sources: r.sources,
 		OnPhase: func(phase string) {
 			progress(phase, 0, 0)
 			log.Info("scan phase", "phase", phase)

@@ -332,16 +332,23 @@ func TestWrongLocationIsForbidden(t *testing.T) {
 
 	fin := scan
 	fin.Vantages = map[string][]string{"uptown": {"servers"}}
-	srcs := scan
-	srcs.Sources = []string{"csv:emr"}
+	srcs := func(names ...string) observe.Scan {
+		s := scan
+		s.Sources = names
+		return s
+	}
 	for name, batch := range map[string]protocol.Batch{
 		"begin of another location": {ID: "x:0", Kind: protocol.BatchBegin, Scan: scanOf("x", "uptown")},
 		"observation elsewhere": {ID: "as-1:1", Kind: protocol.BatchObservations, Scan: scan,
 			Observations: []observe.Observation{telnet("downtown", "10.10.3.5"), telnet("uptown", "10.20.3.5")}},
 		"organisation-wide observation": {ID: "as-1:1", Kind: protocol.BatchObservations, Scan: scan,
 			Observations: []observe.Observation{{Kind: observe.KindAccount, Host: "emr:frontdesk", Source: "csv:emr", At: time.Now()}}},
-		"vantage elsewhere": {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: fin},
-		"sources claimed":   {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: srcs},
+		"vantage elsewhere":                 {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: fin},
+		"identity source claimed":           {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: srcs("csv:emr")},
+		"identity source at its location":   {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: srcs("csv:emr@downtown")},
+		"the server's telegraf input":       {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: srcs("telegraf:x509_cert")},
+		"another location's telegraf input": {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: srcs("telegraf:x509_cert@uptown")},
+		"a plugin vigil does not run":       {ID: "as-1:2", Kind: protocol.BatchFinish, Scan: srcs("telegraf:exec@downtown")},
 	} {
 		if _, resp := a.push(batch); resp.StatusCode != http.StatusForbidden {
 			t.Errorf("%s: %s, want 403", name, resp.Status)
@@ -404,5 +411,73 @@ func TestRateLimit(t *testing.T) {
 	}
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
 		t.Errorf("codes %v, want 200 200 429", codes)
+	}
+}
+
+// An agent reads its location's telegraf inputs under names qualified by
+// the location: its complete scans resolve what those reported at the
+// location, never the findings of the server's own input of the same
+// plugin.
+func TestAgentTelegrafSources(t *testing.T) {
+	f := newFixture(t)
+	a := f.enroll("downtown")
+	ctx := context.Background()
+	eng, err := rules.Load(rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := func(loc, vantage, host string) observe.Observation {
+		return observe.Observation{Kind: observe.KindMetric, Location: loc, Vantage: vantage, Host: host, Port: 443, Proto: "tcp",
+			Source: "telegraf:x509_cert", At: time.Now().UTC(),
+			Attrs: map[string]any{"measurement": "x509_cert", "cert_type": "leaf", "cert_expired": true, "cert_days_left": -3}}
+	}
+	// The server's own x509_cert input saw an expired certificate.
+	srv := observe.Scan{ID: "srv-1", StartedAt: time.Now().UTC().Add(-time.Hour), Version: "test", Sources: []string{"telegraf:x509_cert"}}
+	if err := f.st.BeginScan(ctx, srv); err != nil {
+		t.Fatal(err)
+	}
+	obs := []observe.Observation{expired("", "telegraf:x509_cert", "portal.example")}
+	if err := f.st.AddObservations(ctx, srv.ID, obs); err != nil {
+		t.Fatal(err)
+	}
+	srv.FinishedAt, srv.Complete = time.Now().UTC().Add(-30*time.Minute), true
+	if _, _, err := f.st.FinishScan(ctx, srv, eng.Evaluate(obs, srv.FinishedAt)); err != nil {
+		t.Fatal(err)
+	}
+
+	src := protocol.AgentSourceName("telegraf:x509_cert", "downtown")
+	push := func(id string, obs ...observe.Observation) protocol.BatchAck {
+		scan := scanOf(id, "downtown")
+		a.pushOK(protocol.Batch{ID: protocol.BatchID(id, 0), Kind: protocol.BatchBegin, Scan: scan})
+		a.pushOK(protocol.Batch{ID: protocol.BatchID(id, 1), Kind: protocol.BatchObservations, Scan: scan, Seq: 1, Observations: obs})
+		fin := scan
+		fin.FinishedAt, fin.Complete, fin.Sources = time.Now().UTC(), true, []string{src}
+		return a.pushOK(protocol.Batch{ID: protocol.BatchID(id, 2), Kind: protocol.BatchFinish, Scan: fin, Seq: 2})
+	}
+	if ack := push("as-1", expired("downtown", src, "10.10.3.5")); ack.Findings != 1 {
+		t.Fatalf("the agent's first scan: %d findings, want 1 (the expired certificate at 10.10.3.5)", ack.Findings)
+	}
+	if ack := push("as-2", telnet("downtown", "10.10.3.9")); ack.Findings != 1 {
+		t.Fatalf("the agent's second scan: %d findings, want 1 (telnet)", ack.Findings)
+	}
+	fs, err := f.st.Findings(ctx, store.FindingFilter{Rules: []string{"tls.cert-expired"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]observe.Status{}
+	for _, fd := range fs {
+		status[fd.Location+" "+fd.Target+" "+fd.Vantage] = fd.Status
+	}
+	want := map[string]observe.Status{
+		"downtown 10.10.3.5:443 " + src:          observe.StatusResolved, // the agent's input no longer sees it
+		" portal.example:443 telegraf:x509_cert": observe.StatusOpen,     // the server's input is not the agent's
+	}
+	if len(status) != len(want) {
+		t.Fatalf("findings %v, want %v", status, want)
+	}
+	for k, v := range want {
+		if status[k] != v {
+			t.Errorf("finding %q: %q, want %q (all: %v)", k, status[k], v, status)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/vigilhq/vigil/agent/protocol"
 	"github.com/vigilhq/vigil/config"
@@ -83,8 +84,16 @@ func checkLocation(b *protocol.Batch, loc string) error {
 			return errForeign{fmt.Sprintf("scan %s has vantages at location %q; this agent reports for %q only", b.Scan.ID, l, loc)}
 		}
 	}
-	if len(b.Scan.Sources) > 0 {
-		return errForeign{fmt.Sprintf("scan %s claims sources %v: identity and software sources are read by the server, not by agents", b.Scan.ID, b.Scan.Sources)}
+	for _, src := range b.Scan.Sources {
+		// An agent reads only its location's telegraf inputs, under names
+		// qualified by the location (protocol.AgentSourceName): a name of
+		// the server's own (csv:emr, telegraf:x509_cert) would let the
+		// scan resolve the organisation's findings.
+		name, at, ok := protocol.AgentSourceOf(src)
+		plugin, isTelegraf := strings.CutPrefix(name, "telegraf:")
+		if !ok || at != loc || !isTelegraf || !slices.Contains(config.TelegrafPlugins, plugin) {
+			return errForeign{fmt.Sprintf("scan %s claims source %q: an agent reads only its location's telegraf inputs (telegraf:PLUGIN@%s); identity and software sources are read by the server", b.Scan.ID, src, loc)}
+		}
 	}
 	for i, o := range b.Observations {
 		if o.Location != loc {

@@ -11,15 +11,17 @@ import (
 // YAML document Parse accepts: the organisation, that one location (its
 // flows to other locations left out, since they are not in the document),
 // the schedules that scan it (narrowed to it) and the scan settings
-// without the server's file paths. Identity and software sources, the
-// roster, telegraf, rules, alerts and anything secret stay on the server:
-// the agent only scans its network, and the server judges.
+// without the server's file paths and, when the location is scanned by
+// its agents (scanned_by: agent), its telegraf inputs. Identity and
+// software sources, the roster, rules, alerts and anything secret stay on
+// the server: the agent scans its network and reads its location's
+// telegraf inputs, and the server judges.
 func ForAgent(cfg *Config, id string) ([]byte, error) {
 	loc, ok := cfg.Location(id)
 	if !ok {
 		return nil, fmt.Errorf("location %q is not in the configuration", id)
 	}
-	l := agentLocation{ID: loc.ID, Name: loc.Name, State: loc.State, InternetFacing: loc.InternetFacing, Ports: loc.Ports}
+	l := agentLocation{ID: loc.ID, Name: loc.Name, State: loc.State, InternetFacing: loc.InternetFacing, Ports: loc.Ports, ScannedBy: loc.ScannedBy}
 	for _, s := range loc.Segments {
 		l.Segments = append(l.Segments, agentSegment{Name: s.Name, CIDR: s.CIDR, CIDRs: s.CIDRs, Role: s.Role})
 	}
@@ -32,6 +34,13 @@ func ForAgent(cfg *Config, id string) ([]byte, error) {
 		}
 	}
 	doc := agentDoc{Organization: cfg.Organization, Locations: []agentLocation{l}}
+	// The location's telegraf inputs go to its agents when they scan it.
+	// Options name secrets only by _env/_file, read on the agent's machine.
+	for _, in := range cfg.Telegraf.Inputs {
+		if in.Location == id && loc.ByAgent() {
+			doc.Telegraf.Inputs = append(doc.Telegraf.Inputs, agentTelegrafInput{Plugin: in.Plugin, Location: in.Location, Options: in.Options})
+		}
+	}
 	for _, s := range cfg.Schedules {
 		if slices.Contains(s.Locations, id) || slices.Contains(s.Locations, "*") {
 			doc.Schedules = append(doc.Schedules, agentSchedule{Cron: s.Cron, Locations: []string{id}, Jitter: s.Jitter})
@@ -55,6 +64,17 @@ type agentDoc struct {
 	Locations    []agentLocation `yaml:"locations"`
 	Schedules    []agentSchedule `yaml:"schedules,omitempty"`
 	Scan         agentScan       `yaml:"scan"`
+	Telegraf     agentTelegraf   `yaml:"telegraf,omitempty"`
+}
+
+type agentTelegraf struct {
+	Inputs []agentTelegrafInput `yaml:"inputs,omitempty"`
+}
+
+type agentTelegrafInput struct {
+	Plugin   string         `yaml:"plugin"`
+	Location string         `yaml:"location"`
+	Options  map[string]any `yaml:"options,omitempty"`
 }
 
 type agentLocation struct {
@@ -66,6 +86,7 @@ type agentLocation struct {
 	Vantage        []agentVantage `yaml:"vantage,omitempty"`
 	Policy         []agentFlow    `yaml:"policy,omitempty"`
 	Ports          string         `yaml:"ports,omitempty"`
+	ScannedBy      string         `yaml:"scanned_by,omitempty"`
 }
 
 type agentSegment struct {

@@ -125,3 +125,58 @@ func TestForAgentRoundTrip(t *testing.T) {
 		t.Error("ForAgent of an unknown location: no error")
 	}
 }
+
+// A location its agents scan gets its own telegraf inputs in the agent's
+// document (secrets still named, not given); one the server scans does
+// not, and no other location's input ever does.
+func TestForAgentTelegrafOfAgentLocations(t *testing.T) {
+	base := `organization: Glow
+telegraf:
+  token_env: VIGIL_TELEGRAF_TOKEN
+  inputs:
+    - {plugin: x509_cert, location: downtown, options: {sources: ["tcp://10.10.3.5:443"], timeout: 5s}}
+    - {plugin: net_response, location: uptown, options: {protocol: tcp, address: "10.20.3.9:22"}}
+    - {plugin: x509_cert, options: {sources: ["tcp://portal.example:443"]}}
+locations:
+  - {id: downtown, SCANNED segments: [{name: servers, cidr: 10.10.3.0/24, role: servers}]}
+  - {id: uptown, scanned_by: agent, segments: [{name: servers, cidr: 10.20.3.0/24, role: servers}]}
+`
+	for _, tc := range []struct {
+		scannedBy string
+		inputs    int
+	}{{"", 0}, {"scanned_by: server,", 0}, {"scanned_by: agent,", 1}} {
+		cfg, err := Parse("glow.yaml", []byte(strings.Replace(base, "SCANNED", tc.scannedBy, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := ForAgent(cfg, "downtown")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Parse("assignment.yaml", doc)
+		if err != nil {
+			t.Fatalf("Parse(ForAgent):\n%s\n%v", doc, err)
+		}
+		if len(got.Telegraf.Inputs) != tc.inputs {
+			t.Fatalf("%q: %d telegraf inputs in the agent's document, want %d:\n%s", tc.scannedBy, len(got.Telegraf.Inputs), tc.inputs, doc)
+		}
+		if tc.inputs == 1 {
+			in := got.Telegraf.Inputs[0]
+			if in.Plugin != "x509_cert" || in.Location != "downtown" || !got.Locations[0].ByAgent() || !got.RunsOnAgent(in) {
+				t.Errorf("input %+v, location %+v", in, got.Locations[0])
+			}
+			if !reflect.DeepEqual(in.Options, cfg.Telegraf.Inputs[0].Options) {
+				t.Errorf("options %v, want %v", in.Options, cfg.Telegraf.Inputs[0].Options)
+			}
+		}
+		for _, other := range []string{"uptown", "portal.example", "VIGIL_"} {
+			if strings.Contains(string(doc), other) {
+				t.Errorf("%q: the agent's document mentions %q:\n%s", tc.scannedBy, other, doc)
+			}
+		}
+	}
+	_, err := Parse("glow.yaml", []byte(strings.Replace(base, "SCANNED", "scanned_by: sensor,", 1)))
+	if err == nil || !strings.Contains(err.Error(), "locations[0].scanned_by") {
+		t.Errorf("scanned_by: sensor: %v; want an error naming locations[0].scanned_by", err)
+	}
+}

@@ -115,9 +115,32 @@ type Location struct {
 	// Ports is the TCP port selection: "top-N", or a list of ports and
 	// ranges such as "22,80,443,3389" or "1-1024". Empty means the default.
 	Ports string `yaml:"ports"`
+	// ScannedBy says who scans the location's networks: "server" (the
+	// default: vigil serve and vigil scan, from where they run) or "agent"
+	// (its site agents, docs/agent.md). vigil serve never scans an agent's
+	// location itself, and the telegraf inputs of that location run on its
+	// agents too.
+	ScannedBy string `yaml:"scanned_by"`
 
 	// InternetAddrs holds the parsed InternetFacing addresses.
 	InternetAddrs []netip.Addr `yaml:"-"`
+}
+
+// Who scans a location (Location.ScannedBy).
+const (
+	ScannedByServer = "server"
+	ScannedByAgent  = "agent"
+)
+
+// ByAgent reports whether the location is scanned by its site agents
+// rather than by vigil serve or vigil scan.
+func (l *Location) ByAgent() bool { return l.ScannedBy == ScannedByAgent }
+
+// RunsOnAgent reports whether a telegraf input is run by a site agent: its
+// location is scanned by its agents.
+func (c *Config) RunsOnAgent(in TelegrafInput) bool {
+	l, ok := c.Location(in.Location)
+	return ok && l.ByAgent()
 }
 
 // Segment is a named part of a location's network.

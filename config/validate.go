@@ -78,6 +78,11 @@ func (v *validator) location(c *Config, i int, ids map[string]int) {
 		}
 		ids[l.ID] = i
 	}
+	switch l.ScannedBy {
+	case "", ScannedByServer, ScannedByAgent:
+	default:
+		v.fail(p+".scanned_by", "unknown value %q: use server (vigil serve scans it) or agent (its site agents do)", l.ScannedBy)
+	}
 	if l.State != "" && (!statePattern.MatchString(l.State) || !slices.Contains(usStates, l.State)) {
 		v.fail(p+".state", "%q is not a two-letter US state code (e.g. CA, NY, TX, MA)", l.State)
 	}

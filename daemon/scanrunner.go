@@ -94,6 +94,8 @@ func NewScanRunner(ctx context.Context, opts ScanRunnerOptions) (*ScanRunner, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
 	}
+	// The telegraf inputs of a location its agents scan are theirs.
+	srcs = sources.ServerSide(srcs)
 	switch opts.Only {
 	case "":
 		r.sources = sources.Select(srcs)
@@ -131,7 +133,9 @@ func (r *ScanRunner) Plan() Plan {
 	p := Plan{Schedules: r.opts.Config.Schedules, Organization: len(r.sources) > 0, Runner: r}
 	if r.network {
 		for _, l := range r.opts.Config.Locations {
-			p.Locations = append(p.Locations, l.ID)
+			if !l.ByAgent() { // its site agents scan it on the same schedules
+				p.Locations = append(p.Locations, l.ID)
+			}
 		}
 	}
 	return p
@@ -177,8 +181,12 @@ func (r *ScanRunner) RunJob(ctx context.Context, job Job, progress ProgressFunc)
 		if !r.network {
 			return fmt.Errorf("location %q: the network part is off (only %s)", job.Location, r.opts.Only)
 		}
-		if _, ok := r.opts.Config.Location(job.Location); !ok {
+		l, ok := r.opts.Config.Location(job.Location)
+		if !ok {
 			return fmt.Errorf("%w %q", ErrUnknownLocation, job.Location)
+		}
+		if l.ByAgent() {
+			return fmt.Errorf("location %q is scanned by its site agents (scanned_by: agent), not by this server", job.Location)
 		}
 		run.Locations = []string{job.Location}
 		run.Scanner = r.scanner

@@ -149,6 +149,23 @@ type Batch struct {
 	Observations []observe.Observation `json:"observations,omitempty"`
 }
 
+// AgentSourceName is the name an agent gives a source it reads for its
+// location ("telegraf:x509_cert@downtown"): in a finished scan's Sources,
+// and as the vantage of what the source reported. Qualified by the
+// location, it never names one of the server's sources, so an agent's
+// scan resolves only findings its own sources reported.
+func AgentSourceName(source, location string) string { return source + "@" + location }
+
+// AgentSourceOf splits an agent's source name into the source and the
+// location; ok is false for a name that is not one.
+func AgentSourceOf(name string) (source, location string, ok bool) {
+	i := strings.LastIndexByte(name, '@')
+	if i <= 0 || i == len(name)-1 {
+		return "", "", false
+	}
+	return name[:i], name[i+1:], true
+}
+
 // BatchID is the id of batch seq of a scan.
 func BatchID(scanID string, seq int) string { return fmt.Sprintf("%s:%d", scanID, seq) }
 

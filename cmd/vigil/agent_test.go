@@ -11,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
 	"github.com/vigilhq/vigil/store/sqlite"
 )
@@ -252,13 +254,23 @@ func TestAgentEndToEnd(t *testing.T) {
 	dataDir := filepath.Join(dir, "data")
 	cfg := writeConfig(t, fmt.Sprintf(`organization: Agent Test
 data_dir: %q
-locations: [{id: site, name: Site, segments: [{name: s, cidr: 127.0.0.1/32, role: servers}], ports: %q}]
+locations: [{id: site, name: Site, scanned_by: agent, segments: [{name: s, cidr: 127.0.0.1/32, role: servers}], ports: %q}]
 identity: [{type: csv, system: emr, path: %q}]
+telegraf:
+  inputs: [{plugin: net_response, location: site, options: {protocol: tcp, address: %q, timeout: 2s}}]
 schedules: [{cron: "@every 10s", locations: ["site"]}]
-`, dataDir, webPort, users))
+`, dataDir, webPort, users, webAddr))
 
-	// The server scans nothing itself (--only identity): every scan of
-	// location site in the store is the agent's.
+	// The location is scanned by its agent (scanned_by: agent): the server
+	// scans it never, and leaves its telegraf input to the agent, so every
+	// scan of location site in the store is the agent's. vigil scan leaves
+	// it alone too unless told --location.
+	if _, stderr, code := vigil(t, "scan", "--config", cfg, "--only", "network"); code != exitError || !strings.Contains(stderr, "every location is scanned by its site agents") {
+		t.Fatalf("vigil scan --only network of an agent-scanned configuration: exit %d\n%s", code, stderr)
+	}
+	if stdout, stderr, code := vigil(t, "scan", "--config", cfg, "--dry-run"); code != exitOK || !strings.Contains(stderr, "not scanning site: scanned by site agents") || strings.Contains(stdout, "net_response") {
+		t.Fatalf("vigil scan --dry-run of an agent-scanned configuration: exit %d\n%s%s", code, stdout, stderr)
+	}
 	stdout, stderr, code := vigil(t, "agent", "token", "create", "--config", cfg, "--location", "site")
 	token := agentTokenRE.FindString(stdout + stderr)
 	if code != 0 || token == "" {
@@ -266,7 +278,7 @@ schedules: [{cron: "@every 10s", locations: ["site"]}]
 	}
 	addr := freeLoopbackAddr(t)
 	serve := func() *daemonProc {
-		return startServe(t, "--config", cfg, "--only", "identity", "--listen", addr, "--grace", "5s")
+		return startServe(t, "--config", cfg, "--listen", addr, "--grace", "5s")
 	}
 	srv := serve()
 	state := filepath.Join(dir, "agent-state")
@@ -352,6 +364,9 @@ schedules: [{cron: "@every 10s", locations: ["site"]}]
 	}
 	for _, s := range scans {
 		if len(s.Locations) == 1 && s.Locations[0] == "site" {
+			if _, ok := scanned[s.ID]; ok && s.Complete && !slices.Contains(s.Sources, "telegraf:net_response@site") {
+				t.Errorf("scan %s of the agent: sources %v, want telegraf:net_response@site read in full", s.ID, s.Sources)
+			}
 			if inStore[s.ID] {
 				t.Errorf("scan %s stored twice", s.ID)
 			}
@@ -374,6 +389,17 @@ schedules: [{cron: "@every 10s", locations: ["site"]}]
 		}
 		if !inStore[id] {
 			t.Errorf("scan %s delivered but not in the store's scans", id)
+		}
+		// The location's telegraf input was read by the agent, under its
+		// location-qualified name.
+		metrics := 0
+		for _, o := range obs {
+			if o.Kind == observe.KindMetric && o.Vantage == "telegraf:net_response@site" && o.Location == "site" {
+				metrics++
+			}
+		}
+		if metrics != 1 {
+			t.Errorf("scan %s: %d net_response metrics from the agent, want 1", id, metrics)
 		}
 		total += len(obs)
 	}

@@ -75,6 +75,20 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%s: %v", *cfgPath, err)
 	}
+	// A location its site agents scan (scanned_by: agent) is left to
+	// them, with its telegraf inputs, unless named with --location: then
+	// this machine is taken to be at the site.
+	var agentLocs []string
+	if len(locs) == 0 {
+		for _, l := range cfg.Locations {
+			if l.ByAgent() {
+				agentLocs = append(agentLocs, l.ID)
+			} else {
+				locs = append(locs, l.ID)
+			}
+		}
+	}
+	srcs = sources.ServerSide(srcs, locs...)
 	var collect []collectors.Collector
 	switch *only {
 	case "":
@@ -86,6 +100,20 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	network := *only == "" || *only == "network" || *only == "segmentation"
+	if len(agentLocs) > 0 && network {
+		if len(locs) == 0 && *only != "" {
+			return fail("--only %s: every location is scanned by its site agents (scanned_by: agent); name one with --location to scan it from this machine", *only)
+		}
+		if !*quiet {
+			fmt.Fprintf(stderr, "note: not scanning %s: scanned by site agents (scanned_by: agent); name one with --location to scan it from this machine\n", strings.Join(agentLocs, ", "))
+		}
+		if len(locs) == 0 {
+			network = false // only the sources are left to read
+			if len(collect) == 0 {
+				return fail("nothing to scan: every location is scanned by its site agents and the configuration has no identity, software or telegraf source (name a location with --location to scan it from this machine)")
+			}
+		}
+	}
 	var base map[string]bool
 	if *baseline != "" {
 		if base, err = reports.LoadBaseline(*baseline); err != nil {

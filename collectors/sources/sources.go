@@ -32,6 +32,11 @@ const (
 type Source struct {
 	collectors.Collector
 	Part string
+	// Location is the telegraf input's location ("" for the others).
+	Location string
+	// OnAgent is set for a telegraf input of a location its site agents
+	// scan (scanned_by: agent): the agents read it, not vigil serve.
+	OnAgent bool
 }
 
 // FromConfig returns the configured sources, in configuration order. A
@@ -53,10 +58,19 @@ func FromConfig(cfg *config.Config) ([]Source, error) {
 	for _, c := range sw {
 		out = append(out, Source{Collector: c, Part: PartSoftware})
 	}
-	for _, c := range tg {
-		out = append(out, Source{Collector: c, Part: PartTelegraf})
+	for i, c := range tg { // NewAll builds every input or none, in order
+		in := cfg.Telegraf.Inputs[i]
+		out = append(out, Source{Collector: c, Part: PartTelegraf, Location: in.Location, OnAgent: cfg.RunsOnAgent(in)})
 	}
 	return out, errors.Join(errs...)
+}
+
+// ServerSide drops the sources site agents read (OnAgent), keeping
+// those of the given locations, which the caller scans itself.
+func ServerSide(srcs []Source, keep ...string) []Source {
+	return slices.DeleteFunc(slices.Clone(srcs), func(s Source) bool {
+		return s.OnAgent && !slices.Contains(keep, s.Location)
+	})
 }
 
 // Select keeps the sources of the given parts (all when parts is empty).
