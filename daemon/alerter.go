@@ -122,6 +122,11 @@ type AlerterOptions struct {
 	// hourly timer), before alerts are sent: the dashboard refreshes its
 	// snapshot of the tenant then.
 	Refreshed func(reason string)
+	// AbandonAfter, when set, has each cycle finish as incomplete the
+	// scans nobody will finish (store.ScanSweeper): the server's own begun
+	// this long ago (a killed replica's), and any begun by a site agent
+	// since revoked. Zero sweeps nothing.
+	AbandonAfter time.Duration
 	// Queue, when set, is given every cycle the alerter would run itself
 	// (at start, after a scan, on the timer) instead: several replicas
 	// share the cycles through a job queue, which runs them one at a time
@@ -289,6 +294,7 @@ func (a *Alerter) cycle(ctx context.Context, reason string) {
 		a.log.Info("decision expired: finding reopened", "finding", f.ID, "rule", f.Rule, "severity", f.Severity,
 			"location", f.Location, "target", f.Target)
 	}
+	a.sweep(ctx, now)
 	warn := time.Duration(plan.Config.Alerts.ExpiryWarnDays) * 24 * time.Hour
 	snap, err := posture.Load(ctx, a.opts.Store, posture.Input{Config: plan.Config, Catalog: plan.Catalog, Rules: plan.Rules,
 		People: plan.People, Warn: warn, Now: now})
@@ -435,5 +441,21 @@ func (a *Alerter) deliver(ctx context.Context, plan AlertPlan, n *alerts.Notifie
 			a.log.Error("alert ledger", "error", err)
 		}
 		a.log.Warn("alerts not delivered: kept for the next cycle", "channel", r.Name, "alerts", len(failed))
+	}
+}
+
+// sweep finishes as incomplete the scans nobody will finish, so none
+// stays "running" for ever on the dashboard and in reports.
+func (a *Alerter) sweep(ctx context.Context, now time.Time) {
+	sw, ok := a.opts.Store.(store.ScanSweeper)
+	if !ok || a.opts.AbandonAfter <= 0 {
+		return
+	}
+	done, err := sw.AbandonScans(ctx, now.Add(-a.opts.AbandonAfter), now, 100)
+	for _, s := range done {
+		a.log.Warn("abandoned scan finished as incomplete", "scan", s.ID, "started", s.StartedAt, "agent", s.Agent, "reason", s.Reason)
+	}
+	if err != nil {
+		a.log.Error("abandoned scans not swept", "error", err)
 	}
 }

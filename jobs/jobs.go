@@ -342,6 +342,12 @@ func (q *Queue) Start(ctx context.Context) error {
 	return nil
 }
 
+// AbandonAfter is how long after it began a scan of vigil serve's own
+// that is still unfinished is certainly nobody's: twice RescueAfter, by
+// when its job was either stored as incomplete at JobTimeout or rescued
+// and run again elsewhere (daemon.AlerterOptions.AbandonAfter).
+func (q *Queue) AbandonAfter() time.Duration { return 2 * q.opts.RescueAfter }
+
 // Stop stops taking jobs and waits up to grace for the running ones to
 // finish; it then cancels them (each scan is stored as incomplete, and
 // its job is tried again by another replica or at the next start) and

@@ -125,3 +125,22 @@ type AgentStore interface {
 	// is a duplicate.
 	FinishAgentScan(ctx context.Context, agentID, batchID string, scan observe.Scan, findings []observe.Finding) (current, resolved []observe.Finding, duplicate bool, err error)
 }
+
+// AbandonedScan is a scan the server finished as incomplete because
+// nobody else would (AbandonScans).
+type AbandonedScan struct {
+	ID        string
+	StartedAt time.Time
+	// Agent is the revoked agent that began it ("" for the server's own).
+	Agent string
+	// Reason is the error recorded on the scan.
+	Reason string
+}
+
+// ScanSweeper finishes abandoned scans; both backends implement it.
+type ScanSweeper interface {
+	// AbandonScans finishes as incomplete, oldest first and at most limit,
+	// the unfinished scans vigil serve began before `before` and those
+	// begun by an agent since revoked; an enrolled agent's are left alone.
+	AbandonScans(ctx context.Context, before, now time.Time, limit int) ([]AbandonedScan, error)
+}

@@ -428,7 +428,7 @@ func (t *serveTenant) build(ctx context.Context, set map[string]bool, maxParalle
 		t.log.Info("alert channel", "channel", r.Name, "min_severity", r.MinSeverity, "digest", r.Digest, "window", r.Window)
 	}
 	t.Alerter = daemon.NewAlerter(daemon.AlerterOptions{Store: t.store, Ledger: alertLedger(t.store), Logger: t.log,
-		Queue: queue.AlertCycles(t.ID),
+		Queue: queue.AlertCycles(t.ID), AbandonAfter: queue.AbandonAfter(),
 		Refreshed: func(string) {
 			if d := dash(); d != nil {
 				d.Invalidate(users.TenantID(t.ID))

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"time"
 
 	"github.com/vigilhq/vigil/observe"
 	"github.com/vigilhq/vigil/store"
@@ -62,4 +63,9 @@ func (s *Store) AddAgentObservations(ctx context.Context, agentID, batchID, scan
 // same transaction.
 func (s *Store) FinishAgentScan(ctx context.Context, agentID, batchID string, scan observe.Scan, findings []observe.Finding) ([]observe.Finding, []observe.Finding, bool, error) {
 	return s.core.FinishAgentScan(ctx, agentID, batchID, scan, findings)
+}
+
+// AbandonScans finishes the scans nobody will finish as incomplete.
+func (s *Store) AbandonScans(ctx context.Context, before, now time.Time, limit int) ([]store.AbandonedScan, error) {
+	return s.core.AbandonScans(ctx, before, now, limit)
 }

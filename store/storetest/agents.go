@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,5 +283,100 @@ func testAgentBatchesConcurrently(t *testing.T, h *Harness) {
 	}
 	if _, err := verifyT(exportT(t, s, key)); err != nil {
 		t.Errorf("evidence log after concurrent batches: %v", err)
+	}
+}
+
+// Scans nobody will finish are finished as incomplete: the server's own
+// begun before the cut-off (their replica died), and a revoked agent's
+// whatever their age. A recent server scan, an enrolled agent's (however
+// old: it may be offline with the rest queued) and finished scans are
+// left alone; an abandoned scan resolves nothing and keeps what it stored.
+func testAbandonedScansAreFinished(t *testing.T, h *Harness) {
+	c := newClock(at(0))
+	s := h.fresh(t, WithClock(c.now))
+	ctx := context.Background()
+	tokenT(t, s, "h1", "downtown", at(24))
+	tokenT(t, s, "h2", "uptown", at(24))
+	keep, gone := enrollT(t, s, "h1"), enrollT(t, s, "h2")
+
+	// A finding a complete scan saw, which no abandoned scan may resolve.
+	done := observe.Scan{ID: "done", StartedAt: at(0), Locations: []string{"downtown"}}
+	if err := s.BeginScan(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	done.FinishedAt, done.Complete = at(0).Add(time.Minute), true
+	if _, _, err := s.FinishScan(ctx, done, []observe.Finding{rdp}); err != nil {
+		t.Fatal(err)
+	}
+	begin := func(id string, started int, agent string) {
+		t.Helper()
+		scan := observe.Scan{ID: id, StartedAt: at(started), Version: "1.2.3", Locations: []string{"downtown"}}
+		if agent != "" {
+			if _, err := s.BeginAgentScan(ctx, agent, id+":0", scan); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.AddAgentObservations(ctx, agent, id+":1", id, serviceObs(2)); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := s.BeginScan(ctx, scan); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddObservations(ctx, id, serviceObs(2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin("server-old", 1, "")
+	begin("server-new", 20, "")
+	begin("agent-old", 1, keep.ID)
+	begin("revoked-new", 20, gone.ID)
+	if _, err := s.RevokeAgent(ctx, gone.ID, "owner@clinic"); err != nil {
+		t.Fatal(err)
+	}
+
+	c.set(at(21))
+	got, err := s.AbandonScans(ctx, at(12), at(21), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]store.AbandonedScan{}
+	for _, a := range got {
+		ids[a.ID] = a
+	}
+	if len(got) != 2 || ids["server-old"].Agent != "" || ids["revoked-new"].Agent != gone.ID {
+		t.Fatalf("abandoned %+v; want server-old (the server's, begun before the cut-off) and revoked-new (agent %s's)", got, gone.ID)
+	}
+	if !strings.Contains(ids["revoked-new"].Reason, "was revoked") || !strings.Contains(ids["server-old"].Reason, "never finished") {
+		t.Errorf("reasons: %q, %q", ids["revoked-new"].Reason, ids["server-old"].Reason)
+	}
+	scans, err := s.Scans(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range scans {
+		_, abandoned := ids[sc.ID]
+		switch {
+		case abandoned && (sc.FinishedAt.IsZero() || sc.Complete || len(sc.Errors) != 1 || !strings.HasPrefix(sc.Errors[0], "abandoned: ")):
+			t.Errorf("abandoned scan %s: %+v; want finished, incomplete, with the reason", sc.ID, sc)
+		case abandoned && (len(sc.Locations) != 1 || !sc.StartedAt.Equal(at(1)) && !sc.StartedAt.Equal(at(20))):
+			t.Errorf("abandoned scan %s lost what its begin recorded: %+v", sc.ID, sc)
+		case !abandoned && sc.ID != "done" && !sc.FinishedAt.IsZero():
+			t.Errorf("scan %s finished by the sweep: %+v", sc.ID, sc)
+		}
+		if obs, err := s.Observations(ctx, sc.ID); err != nil || (sc.ID != "done" && len(obs) != 2) {
+			t.Errorf("scan %s: %d observations after the sweep, %v; want 2", sc.ID, len(obs), err)
+		}
+	}
+	if f := byID(t, s); len(f) != 1 || f[rdp.ID].Status != observe.StatusOpen {
+		t.Errorf("findings after the sweep: %+v; want rdp still open", f)
+	}
+	// Again: nothing left to do.
+	if again, err := s.AbandonScans(ctx, at(12), at(21), 0); err != nil || len(again) != 0 {
+		t.Errorf("second sweep: %+v, %v", again, err)
+	}
+	// The enrolled agent still finishes its old scan.
+	if _, _, dup, err := s.FinishAgentScan(ctx, keep.ID, "agent-old:2", observe.Scan{ID: "agent-old", FinishedAt: at(21), Complete: true}, nil); err != nil || dup {
+		t.Errorf("the enrolled agent's finish after the sweep: dup %v, %v", dup, err)
 	}
 }

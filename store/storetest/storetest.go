@@ -24,6 +24,7 @@ import (
 type Backend interface {
 	store.Store
 	store.AgentStore
+	store.ScanSweeper
 	AddAttestation(ctx context.Context, r observe.Attestation) (observe.Attestation, error)
 	CorrectAttestation(ctx context.Context, supersedes string, r observe.Attestation) (observe.Attestation, error)
 	Attestations(ctx context.Context) ([]observe.Attestation, error)
@@ -89,6 +90,7 @@ var tests = []func(*testing.T, *Harness){
 	testEvidenceLogsEveryWrite, testEvidenceTablesAreAppendOnly, testEvidenceTamperedInDatabaseIsNamed,
 	testEvidenceRollsBackWithTheWrite, testEvidenceWithoutKeyThenWithKey,
 	testAgentEnrollment, testAgentHeartbeatAndRevocation, testAgentBatchesAreIdempotent, testAgentBatchesConcurrently,
+	testAbandonedScansAreFinished,
 }
 
 // open opens the database at loc and closes it when the test ends.

@@ -427,3 +427,63 @@ func parseNullTime(s sql.NullString, into *time.Time) error {
 	*into = t
 	return nil
 }
+
+// AbandonScans finishes, as incomplete, the scans nobody will finish:
+// those begun before `before` by vigil serve itself (the replica running
+// them was killed, or the job's time ran out with it) and, whatever their
+// age, those begun by a site agent since revoked. A scan an agent that is
+// still enrolled began is left alone however old: the agent may be
+// offline with the rest of it queued. At most limit scans per call,
+// oldest first. An incomplete scan resolves nothing, so what the scan
+// stored stays as evidence and no finding changes.
+func (d *DB) AbandonScans(ctx context.Context, before, now time.Time, limit int) ([]store.AbandonedScan, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := d.db.QueryContext(ctx, `SELECT s.id, s.started_at, COALESCE((SELECT a.id FROM agent_batches b JOIN agents a ON a.id = b.agent_id
+			WHERE b.scan_id = s.id AND b.kind = $1 AND a.revoked_at IS NOT NULL LIMIT 1), '')
+		FROM scans s
+		WHERE s.finished_at IS NULL AND (
+			(s.started_at < $2 AND NOT EXISTS (SELECT 1 FROM agent_batches b WHERE b.scan_id = s.id AND b.kind = $1))
+			OR EXISTS (SELECT 1 FROM agent_batches b JOIN agents a ON a.id = b.agent_id
+				WHERE b.scan_id = s.id AND b.kind = $1 AND a.revoked_at IS NOT NULL))
+		ORDER BY s.started_at, s.id LIMIT $3`, batchBegin, formatTime(before), limit)
+	if err != nil {
+		return nil, d.errorf("abandoned scans: %w", err)
+	}
+	var found []store.AbandonedScan
+	for rows.Next() {
+		var a store.AbandonedScan
+		var started string
+		if err := rows.Scan(&a.ID, &started, &a.Agent); err != nil {
+			rows.Close()
+			return nil, d.errorf("abandoned scans: %w", err)
+		}
+		if a.StartedAt, err = parseTime(started); err != nil {
+			rows.Close()
+			return nil, d.errorf("abandoned scan %s: %w", a.ID, err)
+		}
+		found = append(found, a)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, d.errorf("abandoned scans: %w", err)
+	}
+	var out []store.AbandonedScan
+	for _, a := range found {
+		a.Reason = fmt.Sprintf("abandoned: begun %s and never finished (the vigil serve running it stopped); finished as incomplete by the server",
+			a.StartedAt.UTC().Format(time.RFC3339))
+		if a.Agent != "" {
+			a.Reason = fmt.Sprintf("abandoned: agent %s, which began it, was revoked before finishing it; finished as incomplete by the server", a.Agent)
+		}
+		_, _, err := d.FinishScan(ctx, observe.Scan{ID: a.ID, FinishedAt: now, Errors: []string{a.Reason}}, nil)
+		if errors.Is(err, store.ErrScanFinished) {
+			continue // finished meanwhile, by whoever ran it
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
