@@ -278,11 +278,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return stop(fmt.Errorf("assignment %s: %w", short(asg.Version), err))
 	}
-	a.sched = daemon.New(daemon.Options{Load: func(ctx context.Context) (daemon.Plan, error) { return a.plan(ctx) },
+	sched := daemon.New(daemon.Options{Load: func(ctx context.Context) (daemon.Plan, error) { return a.plan(ctx) },
 		MaxParallel: 1, MaxJitter: o.MaxJitter, CancelWait: 10 * time.Second, Logger: log})
-	if err := a.sched.Start(plan); err != nil {
+	if err := sched.Start(plan); err != nil {
 		return stop(err)
 	}
+	a.mu.Lock() // the heartbeats read it
+	a.sched = sched
+	a.mu.Unlock()
 	for _, p := range a.sched.Planned() {
 		log.Info("scan scheduled", "location", p.Location, "schedule", p.Schedule, "jitter", p.Jitter, "next", p.Next)
 	}
@@ -419,6 +422,9 @@ func (a *agent) heartbeats(ctx context.Context) error {
 					return err
 				}
 			}
+			if ack.ScanNow {
+				a.scanRequested(ack.RequestedBy)
+			}
 		}
 		a.saveStatus()
 		select {
@@ -426,6 +432,30 @@ func (a *agent) heartbeats(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// scanRequested starts the scan the server asked for ("Scan now" on the
+// dashboard), unless one is running or queued already.
+func (a *agent) scanRequested(by string) {
+	a.mu.Lock()
+	sched := a.sched
+	loc := a.cred.Location
+	if a.asg != nil && a.asg.Location != "" {
+		loc = a.asg.Location
+	}
+	a.mu.Unlock()
+	if sched == nil {
+		a.log.Info("scan requested by the server before the first assignment: the first scan starts with it", "requested_by", by)
+		return
+	}
+	switch err := sched.ScanNow(loc); {
+	case err == nil:
+		a.log.Info("scan requested by the server: starting", "location", loc, "requested_by", by)
+	case errors.Is(err, daemon.ErrBusy):
+		a.log.Info("scan requested by the server: one is already running or queued", "location", loc, "requested_by", by)
+	default:
+		a.log.Warn("scan requested by the server not started", "location", loc, "error", err)
 	}
 }
 

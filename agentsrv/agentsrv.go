@@ -372,6 +372,14 @@ func (s *Server) handleHeartbeat(ctx context.Context, w http.ResponseWriter, _ *
 	if as, err := assignment(c.tenant, c.agent); err == nil {
 		ack.AssignmentVersion = as.Version
 	}
+	// A scan asked for on the dashboard goes to the first agent of the
+	// location to send a heartbeat. Failing to read it only delays it.
+	if ok, by, err := c.tenant.Store.TakeScanRequest(ctx, c.agent.ID); err != nil {
+		s.log.Error("scan request not read", "tenant", c.tenant.ID, "agent", c.agent.ID, "error", err)
+	} else if ok {
+		ack.ScanNow, ack.RequestedBy = true, by
+		s.log.Info("requested scan handed to agent", "tenant", c.tenant.ID, "agent", c.agent.ID, "location", c.agent.Location, "requested_by", by)
+	}
 	writeJSON(w, ack)
 }
 

@@ -239,10 +239,28 @@ func TestEnrollPushAndFinish(t *testing.T) {
 	}
 
 	hb, _ := json.Marshal(protocol.Heartbeat{Version: "1.0.1", QueueDepth: 4, QueueBytes: 1 << 20, LastScanID: scan.ID, AssignmentVersion: as.Version})
-	resp = a.do(http.MethodPost, protocol.PathHeartbeat, hb, false, nil)
-	var hack protocol.HeartbeatAck
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&hack) != nil || hack.AssignmentVersion != as.Version {
-		t.Errorf("heartbeat: %s %+v", resp.Status, hack)
+	beat := func() protocol.HeartbeatAck {
+		t.Helper()
+		resp := a.do(http.MethodPost, protocol.PathHeartbeat, hb, false, nil)
+		var hack protocol.HeartbeatAck
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&hack) != nil || hack.AssignmentVersion != as.Version {
+			t.Errorf("heartbeat: %s %+v", resp.Status, hack)
+		}
+		resp.Body.Close()
+		return hack
+	}
+	if hack := beat(); hack.ScanNow {
+		t.Errorf("heartbeat asks for a scan nobody requested: %+v", hack)
+	}
+	// "Scan now" on the dashboard: the next heartbeat carries it, once.
+	if n, err := f.st.RequestScan(context.Background(), "downtown", "olivia"); err != nil || n != 1 {
+		t.Fatalf("RequestScan = %d, %v", n, err)
+	}
+	if hack := beat(); !hack.ScanNow || hack.RequestedBy != "olivia" {
+		t.Errorf("heartbeat after a requested scan: %+v; want scan_now by olivia", hack)
+	}
+	if hack := beat(); hack.ScanNow {
+		t.Errorf("the requested scan was handed out twice: %+v", hack)
 	}
 	got, err := f.st.Agent(context.Background(), a.id)
 	if err != nil || got.Version != "1.0.1" || got.QueueDepth != 4 || got.QueueBytes != 1<<20 || got.LastScanID != scan.ID {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ type AgentStore interface {
 	Agents(ctx context.Context) ([]store.Agent, error)
 	CreateEnrollToken(ctx context.Context, t store.EnrollToken) error
 	RevokeAgent(ctx context.Context, id, by string) (store.Agent, error)
+	RequestScan(ctx context.Context, location, by string) (int, error)
 }
 
 // Bounds of an enrollment token's life, as the form offers them.
@@ -51,6 +53,9 @@ type agentsPage struct {
 	NewTokenFor     string    `json:"-"`
 	NewTokenExpires time.Time `json:"-"`
 	Command         string    `json:"-"`
+	// ServerAlsoScans are locations with enrolled agents that vigil serve
+	// scans too (no scanned_by: agent): both scan, from two places.
+	ServerAlsoScans []string `json:"server_also_scans,omitempty"`
 }
 
 type agentRow struct {
@@ -87,6 +92,9 @@ func (s *server) renderAgents(c *gin.Context, status int, d agentsPage) {
 	for _, a := range all {
 		if sc.AllowsLocation(a.Location) {
 			d.Agents = append(d.Agents, agentRow{Agent: a, Status: a.Status(now, quiet)})
+			if l, ok := t.location(a.Location); ok && !l.ByAgent() && !a.Revoked() && !slices.Contains(d.ServerAlsoScans, a.Location) {
+				d.ServerAlsoScans = append(d.ServerAlsoScans, a.Location)
+			}
 		}
 	}
 	if p.Allowed(users.PermSettings, "") {
@@ -161,6 +169,35 @@ func agentCommand(server, token, fingerprint string) string {
 		cmd += " --server-fingerprint " + fingerprint
 	}
 	return cmd
+}
+
+// requestAgentScan asks a location's site agents for a scan now ("Scan
+// now" on the Scans page for a location with scanned_by: agent): the
+// first of them to send a heartbeat starts it.
+func (s *server) requestAgentScan(c *gin.Context, t *tenant, loc string) {
+	p := principal(c)
+	as, ok := agentStoreOf(t)
+	if !ok {
+		s.notFound(c)
+		return
+	}
+	if !p.Allowed(users.PermScanNow, loc) {
+		s.notAllowed(c)
+		return
+	}
+	n, err := as.RequestScan(c.Request.Context(), loc, p.Username)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if n == 0 {
+		c.Redirect(http.StatusSeeOther, "/scans?notice="+url.QueryEscape(loc+" is scanned by its site agents and none is enrolled: enroll one on the Agents page"))
+		return
+	}
+	if !s.audit(c, users.ActionChange, "scan-now:"+loc, "asked of its site agent") {
+		return
+	}
+	c.Redirect(http.StatusSeeOther, "/scans?notice="+url.QueryEscape("scan of "+loc+" asked of its site agent: it starts at the agent's next heartbeat (within a minute by default)"))
 }
 
 func (s *server) revokeAgent(c *gin.Context) {

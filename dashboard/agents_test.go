@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,66 @@ func TestAgentsPage(t *testing.T) {
 	}
 	if r := o.get(r.loc()); !strings.Contains(r.body, `<span class="status-revoked">revoked</span>`) {
 		t.Errorf("revoked agent not shown as such:\n%s", r.body)
+	}
+}
+
+// "Scan now" for a location its site agents scan asks them (the first to
+// send a heartbeat takes it) instead of the server's scheduler; with no
+// agent enrolled it says so. The Agents page shows the pending request,
+// and warns of a location with agents that the server also scans.
+func TestScanNowAsksTheSiteAgent(t *testing.T) {
+	f := newFixtureWith(t, func(o *Options) {
+		o.Tenants[0].Config = loadConfig(t, strings.Replace(glowYAML, "    name: Uptown Spa\n", "    name: Uptown Spa\n    scanned_by: agent\n", 1))
+	})
+	ctx := context.Background()
+	o := f.client().login("glow", f.owner())
+	if r := o.get("/scans"); !strings.Contains(r.body, `<option value="uptown">uptown (its site agent)</option>`) {
+		t.Fatalf("scans page offers no scan of uptown by its agent:\n%s", r.body)
+	}
+	r := o.post("/scans/now", url.Values{"location": {"uptown"}})
+	if r.code != http.StatusSeeOther || !strings.Contains(r.loc(), url.QueryEscape("none is enrolled")) {
+		t.Errorf("scan now of uptown without an agent: %d %s", r.code, r.loc())
+	}
+
+	enroll := func(loc, host string) store.Agent {
+		tok := protocol.NewToken("glow")
+		must(t, f.glow.CreateEnrollToken(ctx, store.EnrollToken{Hash: tok.Hash(), Location: loc, ExpiresAt: time.Now().Add(time.Hour)}))
+		a, err := f.glow.EnrollAgent(ctx, tok.Hash(), store.Agent{Hostname: host, PublicKey: make([]byte, 32)})
+		must(t, err)
+		return a
+	}
+	up := enroll("uptown", "sensor-uptown")
+	r = o.post("/scans/now", url.Values{"location": {"uptown"}})
+	if r.code != http.StatusSeeOther || !strings.Contains(r.loc(), url.QueryEscape("asked of its site agent")) {
+		t.Fatalf("scan now of uptown: %d %s", r.code, r.loc())
+	}
+	f.scans.mu.Lock()
+	local := slices.Clone(f.scans.now)
+	f.scans.mu.Unlock()
+	if len(local) != 0 {
+		t.Errorf("the server's scheduler was asked for %v", local)
+	}
+	if a, _ := f.glow.Agent(ctx, up.ID); a.ScanRequestedBy != "olivia" || a.ScanRequestedAt.IsZero() {
+		t.Errorf("agent after the request: %+v", a)
+	}
+	if ev := f.audits("glow", users.ActionChange); len(ev) == 0 || ev[0].Target != "scan-now:uptown" {
+		t.Errorf("request not audited: %+v", ev)
+	}
+	if r := o.get("/agents"); !strings.Contains(r.body, `data-testid="scan-requested">scan asked by olivia`) || strings.Contains(r.body, "server-also-scans") {
+		t.Errorf("agents page with a pending request:\n%s", r.body)
+	}
+	if ok, by, err := f.glow.TakeScanRequest(ctx, up.ID); !ok || by != "olivia" || err != nil {
+		t.Errorf("the agent's heartbeat takes %v %q %v", ok, by, err)
+	}
+
+	// Downtown's manager may not ask uptown's agent.
+	lm := f.as("lena", users.RoleLocationManager, "downtown")
+	if r := lm.post("/scans/now", url.Values{"location": {"uptown"}}); r.code != http.StatusNotFound {
+		t.Errorf("another location's manager asks uptown's agent: %d, want 404", r.code)
+	}
+	// An agent at downtown, which the server scans itself: the page warns.
+	enroll("downtown", "sensor-downtown")
+	if r := o.get("/agents"); !strings.Contains(r.body, `data-testid="server-also-scans">This server scans downtown itself`) {
+		t.Errorf("no warning that the server scans downtown too:\n%s", r.body)
 	}
 }

@@ -80,6 +80,9 @@ type scansPage struct {
 	Prev    string                          `json:"-"`
 	Next    string                          `json:"-"`
 	Targets []string                        `json:"-"` // what "scan now" may be asked for
+	// AgentTargets are locations their site agents scan: "scan now" asks
+	// the agent.
+	AgentTargets []string `json:"-"`
 	Control bool                            `json:"scheduler"`
 	Notice  string                          `json:"-"`
 }
@@ -127,6 +130,14 @@ func (s *server) scans(c *gin.Context) {
 		for _, j := range d.Planned {
 			if !slices.Contains(d.Targets, j.Location) && p.Allowed(users.PermScanNow, orgToEmpty(j.Location)) {
 				d.Targets = append(d.Targets, j.Location)
+			}
+		}
+	}
+	// A location its site agents scan is asked of them.
+	if _, ok := agentStoreOf(t); ok {
+		for _, l := range t.Config.Locations {
+			if l.ByAgent() && scope.AllowsLocation(l.ID) && p.Allowed(users.PermScanNow, l.ID) {
+				d.AgentTargets = append(d.AgentTargets, l.ID)
 			}
 		}
 	}
@@ -199,6 +210,10 @@ func (s *server) scanNow(c *gin.Context) {
 	t := tenantOf(c)
 	p := principal(c)
 	loc := c.PostForm("location")
+	if l, ok := t.location(loc); ok && l.ByAgent() && p.Scope().AllowsLocation(loc) {
+		s.requestAgentScan(c, t, loc)
+		return
+	}
 	if t.Scans == nil {
 		s.notFound(c)
 		return

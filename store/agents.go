@@ -49,6 +49,10 @@ type Agent struct {
 	RevokedBy  string    `json:"revoked_by,omitempty"`
 	// LastSeen is the last heartbeat or batch.
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// ScanRequestedAt is when a scan of its location was asked of it
+	// (RequestScan) and not yet taken by an agent of the location.
+	ScanRequestedAt time.Time `json:"scan_requested_at,omitzero"`
+	ScanRequestedBy string    `json:"scan_requested_by,omitempty"`
 	AgentHealth
 }
 
@@ -111,6 +115,13 @@ type AgentStore interface {
 	RevokeAgent(ctx context.Context, id, by string) (Agent, error)
 	// RecordHeartbeat notes that the agent was heard from with h.
 	RecordHeartbeat(ctx context.Context, id string, h AgentHealth) error
+	// RequestScan asks the location's enrolled agents for a scan now and
+	// returns how many there are (0: nobody to ask, nothing recorded).
+	RequestScan(ctx context.Context, location, by string) (int, error)
+	// TakeScanRequest reports whether a scan of the agent's location is
+	// requested, and takes the request: one agent of the location, the
+	// first to ask, gets it. A revoked agent is ErrAgentRevoked.
+	TakeScanRequest(ctx context.Context, id string) (requested bool, by string, err error)
 	// AgentBatchApplied reports whether the agent's batch was applied.
 	AgentBatchApplied(ctx context.Context, agentID, batchID string) (bool, error)
 	// BeginAgentScan begins the agent's scan unless it exists already

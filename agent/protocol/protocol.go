@@ -195,6 +195,10 @@ type Heartbeat struct {
 // HeartbeatAck tells the agent which assignment version is current.
 type HeartbeatAck struct {
 	AssignmentVersion string `json:"assignment_version"`
+	// ScanNow asks the agent to scan its location now, besides its
+	// schedule ("Scan now" on the dashboard), on behalf of RequestedBy.
+	ScanNow     bool   `json:"scan_now,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
 }
 
 // Token is a parsed one-time enrollment token: "vge1.TENANT.SECRET". The

@@ -50,7 +50,7 @@ func TestAgentsWithReplicasOnPostgres(t *testing.T) {
 		addr := loginPage(t)
 		host, port, _ := net.SplitHostPort(addr)
 		targets[s] = addr
-		locs = append(locs, fmt.Sprintf("{id: %s, segments: [{name: s, cidr: %s/32, role: servers}], ports: %q}", s, host, port))
+		locs = append(locs, fmt.Sprintf("{id: %s, scanned_by: agent, segments: [{name: s, cidr: %s/32, role: servers}], ports: %q}", s, host, port))
 	}
 	users := filepath.Join(dir, "users.csv")
 	if err := os.WriteFile(users, []byte("username,email,display_name,enabled,mfa,last_login,locations,role,is_admin\nfrontdesk,fd@glow.example,Front Desk,true,true,"+
@@ -75,11 +75,12 @@ schedules:
 		}
 	}
 
-	// The replicas scan nothing themselves (--only identity): every scan
-	// of a location in the database is an agent's.
+	// The locations are scanned by their agents (scanned_by: agent), so
+	// the replicas scan none of them: every scan of a location in the
+	// database is an agent's. The replicas read the organisation's CSV.
 	addrA, addrB := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	replica := func(addr string) *daemonProc {
-		return startServe(t, "--config", cfg, "--db", url, "--only", "identity", "--listen", addr, "--grace", "5s",
+		return startServe(t, "--config", cfg, "--db", url, "--listen", addr, "--grace", "5s",
 			"--max-jitter", "0s", "--job-timeout", "20s", "--rescue-after", "25s")
 	}
 	a, b := replica(addrA), replica(addrB)
@@ -230,7 +231,25 @@ schedules:
 		t.Error("the shared organisation schedule never ran")
 	}
 
-	// 6. Revoked while both replicas run, east's agent is refused and exits 3.
+	// 6. "Scan now" for south (as the dashboard asks it): south's agent,
+	// and no other, takes it at its next heartbeat.
+	rw, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rw.RequestScan(ctx, "south", "tester"); err != nil || n != 1 {
+		t.Fatalf("RequestScan(south) = %d, %v; want its one agent", n, err)
+	}
+	rw.Close()
+	asked := func(s string) int {
+		return len(agents[s].msgs("scan requested by the server: starting")) + len(agents[s].msgs("scan requested by the server: one is already running or queued"))
+	}
+	waitUntil(t, 30*time.Second, "south's agent takes the requested scan", func() bool { return asked("south") == 1 }, logs)
+	if n := asked("north") + asked("east"); n != 0 {
+		t.Errorf("%d requested scans taken by other locations' agents", n)
+	}
+
+	// 7. Revoked while both replicas run, east's agent is refused and exits 3.
 	var cred struct {
 		AgentID string `json:"agent_id"`
 	}

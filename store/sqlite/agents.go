@@ -69,3 +69,13 @@ func (s *Store) FinishAgentScan(ctx context.Context, agentID, batchID string, sc
 func (s *Store) AbandonScans(ctx context.Context, before, now time.Time, limit int) ([]store.AbandonedScan, error) {
 	return s.core.AbandonScans(ctx, before, now, limit)
 }
+
+// RequestScan asks the location's enrolled agents for a scan now.
+func (s *Store) RequestScan(ctx context.Context, location, by string) (int, error) {
+	return s.core.RequestScan(ctx, location, by)
+}
+
+// TakeScanRequest takes a requested scan of the agent's location.
+func (s *Store) TakeScanRequest(ctx context.Context, id string) (bool, string, error) {
+	return s.core.TakeScanRequest(ctx, id)
+}

@@ -380,3 +380,63 @@ func testAbandonedScansAreFinished(t *testing.T, h *Harness) {
 		t.Errorf("the enrolled agent's finish after the sweep: dup %v, %v", dup, err)
 	}
 }
+
+// A scan asked of a location goes to exactly one of its enrolled agents,
+// the first to ask for it, even when they ask at once; a location with no
+// agent records nothing, and a revoked agent neither counts nor takes.
+func testAgentScanRequests(t *testing.T, h *Harness) {
+	c := newClock(at(0))
+	s := h.fresh(t, WithClock(c.now))
+	ctx := context.Background()
+	var down []store.Agent
+	for i := range 4 {
+		hash := fmt.Sprintf("d%d", i)
+		tokenT(t, s, hash, "downtown", at(24))
+		down = append(down, enrollT(t, s, hash))
+	}
+	tokenT(t, s, "u", "uptown", at(24))
+	up := enrollT(t, s, "u")
+	if _, err := s.RevokeAgent(ctx, down[3].ID, "owner@clinic"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RequestScan(ctx, "nowhere", "olivia"); err != nil || n != 0 {
+		t.Errorf("RequestScan of a location without agents = %d, %v; want 0", n, err)
+	}
+	for round := range 3 {
+		c.set(at(round + 1))
+		if n, err := s.RequestScan(ctx, "downtown", "olivia"); err != nil || n != 3 {
+			t.Fatalf("RequestScan = %d, %v; want 3 (the revoked agent does not count)", n, err)
+		}
+		if a, err := s.Agent(ctx, down[0].ID); err != nil || !a.ScanRequestedAt.Equal(at(round+1)) || a.ScanRequestedBy != "olivia" {
+			t.Errorf("agent after the request: %+v, %v", a, err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var takers []string
+		for _, a := range append(down[:3:3], up) {
+			wg.Go(func() {
+				got, by, err := s.TakeScanRequest(ctx, a.ID)
+				if err != nil {
+					t.Errorf("TakeScanRequest(%s): %v", a.ID, err)
+				}
+				if got {
+					mu.Lock()
+					takers = append(takers, a.ID+" by "+by)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(takers) != 1 || !strings.HasSuffix(takers[0], " by olivia") || strings.HasPrefix(takers[0], up.ID) {
+			t.Errorf("round %d: taken by %v; want exactly one downtown agent", round, takers)
+		}
+		for _, a := range down[:3] {
+			if got, _, err := s.TakeScanRequest(ctx, a.ID); err != nil || got {
+				t.Errorf("round %d: taken again by %s: %v, %v", round, a.ID, got, err)
+			}
+		}
+	}
+	if _, _, err := s.TakeScanRequest(ctx, down[3].ID); !errors.Is(err, store.ErrAgentRevoked) {
+		t.Errorf("TakeScanRequest by a revoked agent: %v, want ErrAgentRevoked", err)
+	}
+}

@@ -90,7 +90,7 @@ var tests = []func(*testing.T, *Harness){
 	testEvidenceLogsEveryWrite, testEvidenceTablesAreAppendOnly, testEvidenceTamperedInDatabaseIsNamed,
 	testEvidenceRollsBackWithTheWrite, testEvidenceWithoutKeyThenWithKey,
 	testAgentEnrollment, testAgentHeartbeatAndRevocation, testAgentBatchesAreIdempotent, testAgentBatchesConcurrently,
-	testAbandonedScansAreFinished,
+	testAbandonedScansAreFinished, testAgentScanRequests,
 }
 
 // open opens the database at loc and closes it when the test ends.

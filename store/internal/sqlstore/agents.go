@@ -138,16 +138,17 @@ func newAgentID() (string, error) {
 }
 
 const agentCols = `id, location, hostname, public_key, enrolled_by, enrolled_at, revoked_at, revoked_by, last_seen,
-	version, queue_depth, queue_bytes, last_scan_id, last_scan_at, assignment_version`
+	version, queue_depth, queue_bytes, last_scan_id, last_scan_at, assignment_version, scan_requested_at, scan_requested_by`
 
 func scanAgent(r rowScanner) (store.Agent, error) {
 	var (
 		a                           store.Agent
 		key, enrolled               string
 		revoked, lastSeen, lastScan sql.NullString
+		requested                   sql.NullString
 	)
 	if err := r.Scan(&a.ID, &a.Location, &a.Hostname, &key, &a.EnrolledBy, &enrolled, &revoked, &a.RevokedBy, &lastSeen,
-		&a.Version, &a.QueueDepth, &a.QueueBytes, &a.LastScanID, &lastScan, &a.AssignmentVersion); err != nil {
+		&a.Version, &a.QueueDepth, &a.QueueBytes, &a.LastScanID, &lastScan, &a.AssignmentVersion, &requested, &a.ScanRequestedBy); err != nil {
 		return a, err
 	}
 	var err error
@@ -156,7 +157,7 @@ func scanAgent(r rowScanner) (store.Agent, error) {
 	}
 	a.EnrolledAt, err = parseTime(enrolled)
 	if err = errors.Join(err, parseNullTime(revoked, &a.RevokedAt), parseNullTime(lastSeen, &a.LastSeen),
-		parseNullTime(lastScan, &a.LastScanAt)); err != nil {
+		parseNullTime(lastScan, &a.LastScanAt), parseNullTime(requested, &a.ScanRequestedAt)); err != nil {
 		return a, fmt.Errorf("agent %s: %w", a.ID, err)
 	}
 	return a, nil
@@ -235,6 +236,59 @@ func (d *DB) RecordHeartbeat(ctx context.Context, id string, h store.AgentHealth
 		return d.errorf("heartbeat of agent %s: %w", id, err)
 	}
 	return nil
+}
+
+// RequestScan asks the location's enrolled agents for a scan now.
+func (d *DB) RequestScan(ctx context.Context, location, by string) (int, error) {
+	var n int64
+	err := d.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET scan_requested_at = $2, scan_requested_by = $3 WHERE location = $1 AND revoked_at IS NULL`,
+			location, formatTime(d.now()), by)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, d.errorf("request a scan of %s: %w", location, err)
+	}
+	return int(n), nil
+}
+
+// TakeScanRequest takes a requested scan of the agent's location: the
+// request is cleared for every agent there, and only the caller whose
+// update cleared it gets it (under PostgreSQL's read committed, a second
+// taker's update finds nothing left to clear).
+func (d *DB) TakeScanRequest(ctx context.Context, id string) (requested bool, by string, err error) {
+	err = d.write(ctx, func(tx *sql.Tx) error {
+		if err := d.agentWritable(ctx, tx, id); err != nil {
+			return err
+		}
+		var at sql.NullString
+		var loc string
+		if err := tx.QueryRowContext(ctx, `SELECT location, scan_requested_at, scan_requested_by FROM agents WHERE id = $1`, id).
+			Scan(&loc, &at, &by); err != nil {
+			return err
+		}
+		if !at.Valid {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET scan_requested_at = NULL, scan_requested_by = '' WHERE location = $1 AND scan_requested_at IS NOT NULL`, loc)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		requested = n > 0
+		return err
+	})
+	if err != nil {
+		return false, "", d.errorf("scan request of agent %s: %w", id, err)
+	}
+	if !requested {
+		by = ""
+	}
+	return requested, by, nil
 }
 
 // agentWritable checks, inside a write, that the agent exists and is not

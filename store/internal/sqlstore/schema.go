@@ -362,6 +362,12 @@ var migrations = []migration{
 		// INTEGER is 32-bit in PostgreSQL; a spool's size may not be.
 		postgres: []string{`ALTER TABLE agents ALTER COLUMN queue_bytes TYPE BIGINT`},
 	},
+	// A scan asked of a location's agents from the dashboard: the first of
+	// them to send a heartbeat takes it (and clears it for the others).
+	{version: 9, name: "agents: scan requests", stmts: []string{
+		`ALTER TABLE agents ADD COLUMN scan_requested_at TEXT`,
+		`ALTER TABLE agents ADD COLUMN scan_requested_by TEXT NOT NULL DEFAULT ''`,
+	}},
 }
 
 // zeroHash is the prev_hash of entry 1.
