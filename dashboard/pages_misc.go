@@ -83,8 +83,8 @@ type scansPage struct {
 	// AgentTargets are locations their site agents scan: "scan now" asks
 	// the agent.
 	AgentTargets []string `json:"-"`
-	Control bool                            `json:"scheduler"`
-	Notice  string                          `json:"-"`
+	Control      bool     `json:"scheduler"`
+	Notice       string   `json:"-"`
 }
 
 const scansPerPage = 50
