@@ -358,7 +358,8 @@ func (s *Server) handleHeartbeat(ctx context.Context, w http.ResponseWriter, _ *
 		return
 	}
 	h := store.AgentHealth{Version: trim(hb.Version, 64), QueueDepth: max(hb.QueueDepth, 0), QueueBytes: max(hb.QueueBytes, 0),
-		LastScanID: trim(hb.LastScanID, 128), LastScanAt: hb.LastScanAt, AssignmentVersion: trim(hb.AssignmentVersion, 64)}
+		LastScanID: trim(hb.LastScanID, 128), LastScanAt: hb.LastScanAt, AssignmentVersion: trim(hb.AssignmentVersion, 64),
+		Host: trim(hb.Hostname, 253)}
 	if err := c.tenant.Store.RecordHeartbeat(ctx, c.agent.ID, h); err != nil {
 		if errors.Is(err, store.ErrAgentRevoked) {
 			writeCoded(w, http.StatusUnauthorized, protocol.CodeRevoked, "agent "+c.agent.ID+" was revoked")

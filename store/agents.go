@@ -91,6 +91,9 @@ type AgentHealth struct {
 	LastScanID        string    `json:"last_scan_id,omitempty"`
 	LastScanAt        time.Time `json:"last_scan_at,omitzero"`
 	AssignmentVersion string    `json:"assignment_version,omitempty"`
+	// Host, when set in a heartbeat, replaces Agent.Hostname (the
+	// sensor was renamed or moved); it is not read back.
+	Host string `json:"-"`
 }
 
 // AgentStore keeps site agents, their enrollment tokens and the batches

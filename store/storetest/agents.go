@@ -98,8 +98,17 @@ func testAgentHeartbeatAndRevocation(t *testing.T, h *Harness) {
 		t.Fatal(err)
 	}
 	got, err := s.Agent(ctx, a.ID)
-	if err != nil || got.AgentHealth != hb || !got.LastSeen.Equal(at(1)) {
+	if err != nil || got.AgentHealth != hb || !got.LastSeen.Equal(at(1)) || got.Hostname != "sensor-1" {
 		t.Errorf("after heartbeat: %+v, %v; want %+v seen at %s", got, err, hb, at(1))
+	}
+	// The sensor was renamed: its heartbeat says so.
+	renamed := hb
+	renamed.Host = "sensor-downtown-2"
+	if err := s.RecordHeartbeat(ctx, a.ID, renamed); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Agent(ctx, a.ID); err != nil || got.Hostname != "sensor-downtown-2" || got.AgentHealth != hb {
+		t.Errorf("after a heartbeat naming a new host: %+v, %v", got, err)
 	}
 
 	c.set(at(2))

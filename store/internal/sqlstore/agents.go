@@ -228,8 +228,8 @@ func (d *DB) RecordHeartbeat(ctx context.Context, id string, h store.AgentHealth
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen = $2, version = $3, queue_depth = $4, queue_bytes = $5,
-			last_scan_id = $6, last_scan_at = $7, assignment_version = $8 WHERE id = $1`,
-			id, formatTime(d.now()), h.Version, h.QueueDepth, h.QueueBytes, h.LastScanID, nullTime(h.LastScanAt), h.AssignmentVersion)
+			last_scan_id = $6, last_scan_at = $7, assignment_version = $8, hostname = CASE WHEN $9 = '' THEN hostname ELSE $9 END WHERE id = $1`,
+			id, formatTime(d.now()), h.Version, h.QueueDepth, h.QueueBytes, h.LastScanID, nullTime(h.LastScanAt), h.AssignmentVersion, h.Host)
 		return err
 	})
 	if err != nil {
