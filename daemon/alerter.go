@@ -155,6 +155,7 @@ type Alerter struct {
 
 	// cycleMu serialises cycles (Run's, or Cycle's from a queue's worker).
 	cycleMu    sync.Mutex
+	lastSweep  time.Time // under cycleMu
 	last       *posture.Snapshot
 	lastRemind time.Time
 	// cycled, in tests, hears the end of every cycle.
@@ -451,6 +452,12 @@ func (a *Alerter) sweep(ctx context.Context, now time.Time) {
 	if !ok || a.opts.AbandonAfter <= 0 {
 		return
 	}
+	// Cycles come every few seconds under agent load; the sweep reads the
+	// scans table, and nothing it finds is urgent.
+	if every := min(10*time.Minute, a.opts.AbandonAfter/4); now.Sub(a.lastSweep) < every {
+		return
+	}
+	a.lastSweep = now
 	done, err := sw.AbandonScans(ctx, now.Add(-a.opts.AbandonAfter), now, 100)
 	for _, s := range done {
 		a.log.Warn("abandoned scan finished as incomplete", "scan", s.ID, "started", s.StartedAt, "agent", s.Agent, "reason", s.Reason)

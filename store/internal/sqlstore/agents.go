@@ -261,6 +261,14 @@ func (d *DB) RequestScan(ctx context.Context, location, by string) (int, error) 
 // update cleared it gets it (under PostgreSQL's read committed, a second
 // taker's update finds nothing left to clear).
 func (d *DB) TakeScanRequest(ctx context.Context, id string) (requested bool, by string, err error) {
+	// Every heartbeat asks and almost none finds a request: a read, which
+	// takes no writer's turn, answers those.
+	var pending, revoked sql.NullString
+	if err := d.db.QueryRowContext(ctx, `SELECT scan_requested_at, revoked_at FROM agents WHERE id = $1`, id).Scan(&pending, &revoked); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, "", d.errorf("scan request of agent %s: %w", id, err)
+	} else if err == nil && !pending.Valid && !revoked.Valid {
+		return false, "", nil
+	}
 	err = d.write(ctx, func(tx *sql.Tx) error {
 		if err := d.agentWritable(ctx, tx, id); err != nil {
 			return err
