@@ -95,13 +95,15 @@ func NewScanRunner(ctx context.Context, opts ScanRunnerOptions) (*ScanRunner, er
 		return nil, fmt.Errorf("%s: %w", cfg.Path, err)
 	}
 	// The telegraf inputs of a location its agents scan are theirs.
+	all := srcs
 	srcs = sources.ServerSide(srcs)
 	switch opts.Only {
 	case "":
 		r.sources = sources.Select(srcs)
 	case sources.PartIdentity, sources.PartSoftware, sources.PartTelegraf:
 		if r.sources = sources.Select(srcs, opts.Only); len(r.sources) == 0 {
-			return nil, fmt.Errorf("only %s: the configuration has no %s source", opts.Only, opts.Only)
+			why, _ := sources.NoneOf(all, opts.Only)
+			return nil, fmt.Errorf("only %s: %s", opts.Only, why)
 		}
 	}
 	r.network = opts.Only == "" || opts.Only == PartNetwork || opts.Only == PartSegmentation

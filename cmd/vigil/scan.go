@@ -88,6 +88,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	all := srcs
 	srcs = sources.ServerSide(srcs, locs...)
 	var collect []collectors.Collector
 	switch *only {
@@ -96,7 +97,11 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case sources.PartIdentity, sources.PartSoftware, sources.PartTelegraf:
 		collect = sources.Select(srcs, *only)
 		if len(collect) == 0 {
-			return fail("--only %s: the configuration has no %s source", *only, *only)
+			why, onAgent := sources.NoneOf(all, *only)
+			if onAgent {
+				why += " (name its location with --location to read it from this machine)"
+			}
+			return fail("--only %s: %s", *only, why)
 		}
 	}
 	network := *only == "" || *only == "network" || *only == "segmentation"

@@ -65,6 +65,16 @@ func FromConfig(cfg *config.Config) ([]Source, error) {
 	return out, errors.Join(errs...)
 }
 
+// NoneOf explains why no source of part is left to read here: the
+// configuration has none, or each is read by a site agent (all is the
+// list before ServerSide); onAgent is true in the second case.
+func NoneOf(all []Source, part string) (why string, onAgent bool) {
+	if slices.ContainsFunc(all, func(s Source) bool { return s.Part == part && s.OnAgent }) {
+		return fmt.Sprintf("every %s source belongs to a location its site agents scan (scanned_by: agent), and they read it", part), true
+	}
+	return fmt.Sprintf("the configuration has no %s source", part), false
+}
+
 // ServerSide drops the sources site agents read (OnAgent), keeping
 // those of the given locations, which the caller scans itself.
 func ServerSide(srcs []Source, keep ...string) []Source {

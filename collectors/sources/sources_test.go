@@ -75,3 +75,30 @@ func TestServicesNeedsADatabase(t *testing.T) {
 		t.Errorf("Services without a database = %v, %q", svc, why)
 	}
 }
+
+// With every telegraf input at a location its agents scan, the server has
+// none left to read, and says why.
+func TestNoneOfNamesTheAgents(t *testing.T) {
+	cfg, err := config.Parse("vigil.yaml", []byte(`organization: Glow
+locations:
+  - {id: clinic, scanned_by: agent, segments: [{name: s, cidr: 127.0.0.2/32, role: servers}]}
+telegraf:
+  inputs: [{plugin: net_response, location: clinic, options: {protocol: tcp, address: "127.0.0.2:9"}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := FromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ServerSide(all)) != 0 || len(ServerSide(all, "clinic")) != 1 {
+		t.Errorf("ServerSide: %d without clinic, %d with it; want 0 and 1", len(ServerSide(all)), len(ServerSide(all, "clinic")))
+	}
+	if why, onAgent := NoneOf(all, PartTelegraf); !onAgent || !strings.Contains(why, "scanned_by: agent") {
+		t.Errorf("NoneOf(telegraf) = %q, %v", why, onAgent)
+	}
+	if why, onAgent := NoneOf(all, PartSoftware); onAgent || why != "the configuration has no software source" {
+		t.Errorf("NoneOf(software) = %q, %v", why, onAgent)
+	}
+}
